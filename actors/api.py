@@ -1,0 +1,174 @@
+"""The `api` actor: a Falcon WSGI app under gunicorn; it reads shared memory only.
+
+Invariants:
+- no request waits on another actor (control requests excepted, with a timeout): every GET is a
+  seqlock read of a state block or of the heartbeat registry;
+- JSON everywhere through one media handler (orjson); bad input is a 4xx with a JSON error;
+  an unexpected fault is a 500 with a JSON error and no stack trace (it is logged instead).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import falcon
+import orjson
+
+from config.settings import Settings
+from ipc.state import Registry, StateBlock
+
+log = logging.getLogger("api")
+
+JSON = falcon.MEDIA_JSON
+BOOK_VENUES = ("futures", "spot")
+
+
+def _dumps(obj) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+class ShmView:
+    """What the API reads: the latest-state blocks and the registry."""
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.blocks = {n: StateBlock(settings.shm_dir, settings.shm_prefix, n)
+                       for n in ("features", "bars", "quality")}
+        self.registry = Registry(settings.shm_dir, settings.shm_prefix)
+
+    def raw(self, name: str) -> bytes | None:
+        return self.blocks[name].read_bytes()
+
+    def doc(self, name: str):
+        return self.blocks[name].read()
+
+    def actors(self, now_ns: int) -> dict[str, dict]:
+        alive_ns = int(self.s.health_alive_sec * 1e9)
+        stale_ns = int(self.s.health_data_stale_sec * 1e9)
+        out = {}
+        for name, hb in self.registry.read_all().items():
+            age_ns = now_ns - hb["alive_ns"]
+            info = {"pid": hb["pid"], "alive": age_ns <= alive_ns and not hb.get("stopped"),
+                    "heartbeat_age_ms": age_ns / 1e6, "uptime_s": (now_ns - hb["start_ns"]) / 1e9,
+                    "counters": hb.get("counters", {})}
+            feed = hb.get("feed")
+            if feed:
+                streams = {}
+                for kind, st in feed["streams"].items():
+                    last = st.get("last_recv_ns") or 0
+                    age = (now_ns - last) if last else None
+                    streams[kind] = {"age_ms": age / 1e6 if age is not None else None,
+                                     "fresh": age is not None and age <= stale_ns,
+                                     "written": st.get("written"), "ring_count": st.get("ring_count"),
+                                     "id_gaps": st.get("id_gaps"), "duplicates": st.get("duplicates")}
+                info["streams"] = streams
+                info["connections"] = feed.get("connections", {})
+                info["data_fresh"] = bool(streams) and all(v["fresh"] for v in streams.values())
+            out[name] = info
+        return out
+
+
+class HealthResource:
+    def __init__(self, view: ShmView, required: tuple[str, ...]):
+        self.view, self.required = view, required
+
+    def on_get(self, req, resp):
+        now = time.time_ns()
+        actors = self.view.actors(now)
+        problems = []
+        for name in self.required:
+            a = actors.get(name)
+            if a is None:
+                problems.append(f"{name}: never seen")
+            elif not a["alive"]:
+                problems.append(f"{name}: not alive (heartbeat {a['heartbeat_age_ms']:.0f} ms ago)")
+            elif a.get("data_fresh") is False:
+                stale = [k for k, v in a["streams"].items() if not v["fresh"]]
+                problems.append(f"{name}: stale data on {', '.join(stale)}")
+        resp.media = {"status": "ok" if not problems else "unhealthy", "problems": problems,
+                      "required": list(self.required), "actors": actors, "ts_ns": now}
+        resp.status = falcon.HTTP_200 if not problems else falcon.HTTP_503
+
+
+class StateResource:
+    def __init__(self, view: ShmView):
+        self.view = view
+
+    def on_get(self, req, resp):
+        now = time.time_ns()
+        resp.media = {"ts_ns": now, "quality": self.view.doc("quality"),
+                      "actors": self.view.actors(now)}
+
+
+class LatestResource:
+    """Serves a state block as stored (no decode/encode on the hot path)."""
+
+    def __init__(self, view: ShmView, block: str):
+        self.view, self.block = view, block
+
+    def on_get(self, req, resp):
+        data = self.view.raw(self.block)
+        if data is None:
+            raise falcon.HTTPServiceUnavailable(title="no data yet",
+                                                description=f"compute has not written {self.block} yet")
+        resp.data = bytes(data)
+        resp.content_type = JSON
+
+
+class BookResource:
+    def __init__(self, view: ShmView):
+        self.view = view
+
+    def on_get(self, req, resp):
+        venue = req.get_param("venue", required=True)
+        if venue not in BOOK_VENUES:
+            raise falcon.HTTPBadRequest(title="bad venue",
+                                        description=f"venue must be one of {', '.join(BOOK_VENUES)}")
+        feats = self.view.doc("features")
+        v = (feats or {}).get("venues", {}).get(venue)
+        if v is None or v.get("book") is None:
+            raise falcon.HTTPServiceUnavailable(title="no book yet", description=f"no {venue} quote yet")
+        resp.media = {"venue": venue, "ts_ns": feats["ts_ns"], "book": v["book"],
+                      "quote_age_ms": v["quote_age_ms"]}
+
+
+def _unexpected(req, resp, ex, params):
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(title="internal error",
+                                         description="the error was logged")
+
+
+def create_app(view: ShmView, settings: Settings) -> falcon.App:
+    app = falcon.App(media_type=JSON)
+    handler = falcon.media.JSONHandler(dumps=_dumps, loads=orjson.loads)
+    app.req_options.media_handlers[JSON] = handler
+    app.resp_options.media_handlers[JSON] = handler
+    app.add_error_handler(Exception, _unexpected)
+    app.add_route("/health", HealthResource(view, settings.health_required))
+    app.add_route("/state", StateResource(view))
+    app.add_route("/latest/features", LatestResource(view, "features"))
+    app.add_route("/latest/bars", LatestResource(view, "bars"))
+    app.add_route("/latest/book", BookResource(view))
+    return app
+
+
+def wsgi_app() -> falcon.App:
+    """gunicorn's app factory (`actors.api:wsgi_app()`): settings are loaded once per worker."""
+    from config.logging import setup_logging
+    from config.settings import load_settings
+    settings = load_settings()
+    setup_logging("api", settings.log_level)
+    return create_app(ShmView(settings), settings)
+
+
+def main(settings: Settings) -> None:
+    """Exec gunicorn so that supervisord manages the gunicorn master directly."""
+    import os
+    import sys
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.http_host}:{settings.http_port}",
+            "--workers", str(settings.api_workers), "--worker-class", "sync",
+            "--graceful-timeout", "5", "--timeout", "30", "--log-level", "warning",
+            "--worker-tmp-dir", settings.shm_dir, "actors.api:wsgi_app()"]
+    os.execv(sys.executable, args)

@@ -1,0 +1,195 @@
+"""Settings: one frozen pydantic-settings model, loaded once by run.py (or the gunicorn factory).
+
+Invariants:
+- every variable of DESIGN.md "Configuration" is a field here, named as the environment variable
+  (case-insensitive), read from the environment or `.env`;
+- a bad value raises `SettingsError` whose message names the variable (`load_settings`);
+- lists are comma-separated in the environment (`CONTEXT_TFS=1m,5m,1h`);
+- no actor reads `os.environ`: they receive this object.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CsvList = Annotated[tuple[str, ...], NoDecode]
+
+# Length of each Polymarket up/down series, which also names its slug prefix.
+POLY_SERIES_SEC = {"5m": 300, "15m": 900, "1h": 3600}
+# Kline intervals Binance accepts, in seconds.
+KLINE_TF_SEC = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
+                "2h": 7200, "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      frozen=True, case_sensitive=False)
+
+    # --- general -------------------------------------------------------------------------
+    symbol: str = Field("BTCUSDT", pattern=r"^[A-Z0-9]{2,20}$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_dir: str = "logs"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=1, le=65535)
+    api_workers: int = Field(2, ge=1, le=64)
+    api_token: str | None = None
+    tick_ms: int = Field(100, ge=10, le=10_000)
+
+    # --- Binance -------------------------------------------------------------------------
+    futures_ws: str = "wss://fstream.binance.com"
+    spot_ws: str = "wss://stream.binance.com:9443"
+    futures_rest: str = "https://fapi.binance.com"
+    spot_rest: str = "https://api.binance.com"
+    depth_enabled: bool = True
+    depth_speed: Literal["100ms", "500ms", "none"] = "100ms"
+    topn: Literal[5, 10, 20] = 10
+    # a stream silent for this long on an open connection gets the connection replaced
+    feed_stale_sec: float = Field(10.0, gt=0)
+    # proactive make-before-break rotation ahead of the venue's 24 h disconnect
+    feed_rotate_sec: float = Field(23.5 * 3600, gt=0)
+    feed_backoff_max_sec: float = Field(30.0, gt=0)
+
+    # --- context (klines) and TAAPI ------------------------------------------------------
+    context_tfs: CsvList = ("1m", "5m", "15m", "1h", "4h")
+    context_bootstrap_limit: int = Field(500, ge=1, le=1500)
+    taapi_enabled: bool = False
+    taapi_secret: str | None = None
+    taapi_url: str = "https://api.taapi.io"
+    taapi_tfs: CsvList = ("5m", "15m", "1h")
+    taapi_rate_per_sec: float = Field(1.0, gt=0)
+
+    # --- Polymarket / Chainlink ----------------------------------------------------------
+    polymarket_window: Literal["5m", "15m", "1h"] = "15m"
+    polymarket_window_sec: int | None = Field(None, ge=10)
+    polymarket_gamma_url: str = "https://gamma-api.polymarket.com"
+    polymarket_clob_url: str = "https://clob.polymarket.com"
+    polymarket_clob_ws: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    polymarket_rtds_url: str = "wss://ws-live-data.polymarket.com"
+    polymarket_stale_threshold_sec: float = Field(10.0, gt=0)
+    polymarket_max_spread_bps: float = Field(500.0, gt=0)
+    polymarket_min_depth: float = Field(50.0, ge=0)
+    poly_up_is_yes: bool = True
+
+    # --- decisions -----------------------------------------------------------------------
+    slice_usd: float = Field(10.0, gt=0)
+    max_slices_per_window: int = Field(5, ge=0)
+    max_usd_per_window: float = Field(50.0, ge=0)
+    cooldown_sec: float = Field(30.0, ge=0)
+    edge_buffer_bps: float = Field(100.0, ge=0)
+
+    # --- recording -----------------------------------------------------------------------
+    record_enabled: bool = False
+    record_dir: str = "data/records"
+    record_buffer_size: int = Field(1000, ge=1)
+
+    # --- IPC -----------------------------------------------------------------------------
+    zmq_pub_url: str = "tcp://127.0.0.1:5556"
+    zmq_xsub_url: str = "tcp://127.0.0.1:5555"
+    zmq_control_url: str = "tcp://127.0.0.1:5557"
+    zmq_sndhwm: int = Field(100_000, ge=1)
+    shm_dir: str = "/dev/shm"
+    shm_prefix: str = Field("tdc", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    ring_capacity: int = Field(1 << 16, ge=16)
+    # an actor whose heartbeat is older than this is reported dead by /health
+    health_alive_sec: float = Field(3.0, gt=0)
+    # a stream with no record for this long makes /health 503 and quality DEGRADED
+    health_data_stale_sec: float = Field(5.0, gt=0)
+    # actors that must be alive (and, for feeds, fresh) for /health to answer 200
+    health_required: CsvList = ("bus", "feed_futures", "compute")
+
+    # --- features ------------------------------------------------------------------------
+    bar_late_grace_ms: int = Field(250, ge=0)
+
+    # --- the built-in exchange (sim) -----------------------------------------------------
+    sim_host: str = "127.0.0.1"
+    sim_port: int = Field(9100, ge=1024, le=65000)
+    sim_seed: int = 42
+    sim_trade_rate: float = Field(40.0, gt=0)       # mean aggTrade frames per second
+    sim_start_price: float = Field(65_000.0, gt=0)
+    sim_conn_lifetime_sec: float = Field(24 * 3600.0, gt=0)
+    sim_replay_dir: str | None = None
+    sim_replay_speed: float = Field(1.0, gt=0)
+
+    @field_validator("context_tfs", "taapi_tfs", "health_required", mode="before")
+    @classmethod
+    def _split_csv(cls, v):
+        if isinstance(v, str):
+            v = tuple(x.strip() for x in v.split(",") if x.strip())
+        return tuple(v)
+
+    @field_validator("context_tfs", "taapi_tfs")
+    @classmethod
+    def _known_tfs(cls, v):
+        bad = [tf for tf in v if tf not in KLINE_TF_SEC]
+        if bad:
+            raise ValueError(f"unknown timeframe(s) {bad}; known: {sorted(KLINE_TF_SEC)}")
+        return v
+
+    @field_validator("health_required")
+    @classmethod
+    def _known_actors(cls, v):
+        from ipc.state import ACTORS
+        bad = [a for a in v if a not in ACTORS]
+        if bad:
+            raise ValueError(f"unknown actor(s) {bad}; known: {list(ACTORS)}")
+        return v
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _upper(cls, v):
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("futures_ws", "spot_ws", "polymarket_clob_ws", "polymarket_rtds_url")
+    @classmethod
+    def _ws_url(cls, v: str):
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return v.rstrip("/")
+
+    @field_validator("futures_rest", "spot_rest", "polymarket_gamma_url", "polymarket_clob_url",
+                     "taapi_url")
+    @classmethod
+    def _http_url(cls, v: str):
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("zmq_pub_url", "zmq_xsub_url", "zmq_control_url")
+    @classmethod
+    def _zmq_url(cls, v: str):
+        if not v.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError("must be a ZeroMQ endpoint (tcp://host:port or ipc://path)")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.polymarket_window_sec is None:
+            object.__setattr__(self, "polymarket_window_sec", POLY_SERIES_SEC[self.polymarket_window])
+        return self
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def symbol_lower(self) -> str:
+        return self.symbol.lower()
+
+    @property
+    def depth_on(self) -> bool:
+        return self.depth_enabled and self.depth_speed != "none"
+
+
+def load_settings(**overrides) -> Settings:
+    """Build the settings; raise SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "?"
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("bad setting(s):\n  " + "\n  ".join(lines)) from None

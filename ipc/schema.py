@@ -1,0 +1,76 @@
+"""Record dtypes of the shared-memory rings, one per stream kind.
+
+Invariants:
+- every dtype starts with the same three fields: `ts_event_ns` (exchange time, 0 when the venue
+  does not send one), `ts_recv_ns` (local receive time, epoch ns) and `flags`;
+- a record with `FLAG_GAP` set is a gap marker, not data: records before it may be missing
+  (reconnect, restart, id gap); readers count it and skip it in every computation;
+- changing any dtype bumps SCHEMA_VERSION, so a reader never attaches to a segment of another layout.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+FLAG_GAP = 1          # gap marker: data before this record may be missing
+FLAG_SNAPSHOT = 2     # the record is a full snapshot (book), not an increment
+
+MAX_LEVELS = 20       # top-N depth records hold up to this many levels per side
+
+_HEAD = [("ts_event_ns", "<i8"), ("ts_recv_ns", "<i8"), ("flags", "<u4")]
+
+# aggTrade / trade. side: +1 taker bought (m=false), -1 taker sold (m=true).
+TRADE = np.dtype(_HEAD + [
+    ("trade_id", "<i8"), ("first_id", "<i8"), ("last_id", "<i8"),
+    ("price", "<f8"), ("qty", "<f8"), ("side", "<i1"),
+], align=True)
+
+# bookTicker: best bid/ask.
+QUOTE = np.dtype(_HEAD + [
+    ("update_id", "<i8"), ("bid", "<f8"), ("bid_qty", "<f8"), ("ask", "<f8"), ("ask_qty", "<f8"),
+], align=True)
+
+# markPrice@1s.
+MARK = np.dtype(_HEAD + [
+    ("mark", "<f8"), ("index", "<f8"), ("est_settle", "<f8"), ("funding_rate", "<f8"),
+    ("next_funding_ns", "<i8"),
+], align=True)
+
+# forceOrder. side: +1 the liquidation order buys (a short was liquidated), -1 it sells (a long).
+LIQUIDATION = np.dtype(_HEAD + [
+    ("trade_time_ns", "<i8"), ("price", "<f8"), ("avg_price", "<f8"), ("qty", "<f8"),
+    ("filled_qty", "<f8"), ("side", "<i1"),
+], align=True)
+
+# partial depth (top N). Levels are best-first; unused levels are 0 with n_bids/n_asks saying how many.
+DEPTH = np.dtype(_HEAD + [
+    ("update_id", "<i8"), ("first_update_id", "<i8"), ("prev_update_id", "<i8"),
+    ("n_bids", "<u2"), ("n_asks", "<u2"),
+    ("bid_px", "<f8", (MAX_LEVELS,)), ("bid_qty", "<f8", (MAX_LEVELS,)),
+    ("ask_px", "<f8", (MAX_LEVELS,)), ("ask_qty", "<f8", (MAX_LEVELS,)),
+], align=True)
+
+# kline update (open or closed). tf_sec: the interval in seconds.
+KLINE = np.dtype(_HEAD + [
+    ("open_time_ns", "<i8"), ("close_time_ns", "<i8"), ("tf_sec", "<i4"), ("closed", "<u1"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+    ("volume", "<f8"), ("quote_volume", "<f8"), ("taker_buy_volume", "<f8"), ("trades", "<i8"),
+], align=True)
+
+DTYPES: dict[str, np.dtype] = {
+    "trade": TRADE, "quote": QUOTE, "mark": MARK, "liquidation": LIQUIDATION,
+    "depth": DEPTH, "kline": KLINE,
+}
+
+
+def gap_record(dtype: np.dtype, ts_recv_ns: int) -> np.ndarray:
+    """A zeroed record of `dtype` flagged as a gap marker."""
+    rec = np.zeros((), dtype=dtype)
+    rec["ts_recv_ns"] = ts_recv_ns
+    rec["flags"] = FLAG_GAP
+    return rec
+
+
+def ring_name(prefix: str, symbol: str, venue: str, stream: str) -> str:
+    """`<prefix>.<symbol>.<venue>.<stream>`, the segment name of DESIGN.md."""
+    return f"{prefix}.{symbol}.{venue}.{stream}"

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Command line: run one actor, or the whole system under supervisord.
+
+  python run.py --sim            every actor plus the built-in exchange, in the foreground
+  python run.py                  every actor against the live venues
+  python run.py <actor>          one actor (what supervisord runs): bus, feed_futures, compute, api, sim
+  python run.py ctl <args>       supervisorctl for the running system (status, restart feed_futures, …)
+  python run.py bench [...]      benchmarks (see README)
+
+Settings are loaded once here and handed to the actor; a bad value stops the start with a message
+naming the variable. In supervisor mode the venue URLs are pointed at the sim by environment, so
+the same feed code runs against the sim and the live venues.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+ACTORS = {
+    "bus": "actors.bus",
+    "feed_futures": "actors.feed_futures",
+    "compute": "actors.compute",
+    "api": "actors.api",
+    "sim": "actors.sim.server",
+}
+TOOLS = {
+    "bench": "tests.bench.run",
+}
+
+
+def _settings():
+    from config.settings import SettingsError, load_settings
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(2)
+
+
+def sim_env(s) -> dict[str, str]:
+    """Environment that points every venue URL at the built-in exchange."""
+    base = f"{s.sim_host}:{s.sim_port}"
+    return {"FUTURES_WS": f"ws://{base}", "FUTURES_REST": f"http://{base}"}
+
+
+def supervisor_env(s, with_sim: bool) -> dict[str, str]:
+    run_dir = Path(os.environ.get("TDC_RUN_DIR") or ROOT / "run" / s.shm_prefix).resolve()
+    log_dir = Path(s.log_dir if os.path.isabs(s.log_dir) else ROOT / s.log_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if with_sim:
+        env.update(sim_env(s))
+    env.update(TDC_PYTHON=sys.executable, TDC_ROOT=str(ROOT), TDC_RUN_DIR=str(run_dir),
+               TDC_LOG_DIR=str(log_dir), TDC_WITH_SIM="true" if with_sim else "false",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_supervisor(with_sim: bool) -> int:
+    s = _settings()
+    env = supervisor_env(s, with_sim)
+    # validate the settings the actors will see (sim URLs included) before starting anything
+    os.environ.update(env)
+    s = _settings()
+    from ipc.shm import unlink_prefix
+    proc = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-n",
+                             "-c", str(ROOT / "supervisord.conf")], env=env, cwd=ROOT)
+
+    def forward(signum, _frame):
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    rc = proc.wait()
+    removed = unlink_prefix(s.shm_dir, s.shm_prefix)
+    sock = Path(env["TDC_RUN_DIR"]) / "supervisor.sock"
+    sock.unlink(missing_ok=True)
+    sys.stderr.write(f"stopped (supervisord exit {rc}); removed {removed} shared-memory segments\n")
+    return rc
+
+
+def run_ctl(args: list[str]) -> int:
+    s = _settings()
+    env = supervisor_env(s, with_sim=False)
+    return subprocess.call([sys.executable, "-m", "supervisor.supervisorctl",
+                            "-c", str(ROOT / "supervisord.conf"), *args], env=env, cwd=ROOT)
+
+
+def main(argv: list[str]) -> int:
+    os.chdir(ROOT)
+    if not argv or argv[0] in ("--sim", "--live"):
+        return run_supervisor(with_sim=bool(argv) and argv[0] == "--sim")
+    cmd, rest = argv[0], argv[1:]
+    if cmd in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    if cmd == "ctl":
+        return run_ctl(rest)
+    if cmd in TOOLS:
+        return importlib.import_module(TOOLS[cmd]).main(rest) or 0
+    if cmd not in ACTORS:
+        sys.stderr.write(f"unknown command {cmd!r}; actors: {', '.join(ACTORS)}; "
+                         f"tools: ctl, {', '.join(TOOLS)}\n")
+        return 2
+    s = _settings()
+    from config.logging import setup_logging
+    setup_logging(cmd, s.log_level)
+    importlib.import_module(ACTORS[cmd]).main(s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
