@@ -9,6 +9,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import falcon
@@ -25,6 +26,22 @@ BOOK_VENUES = ("futures", "spot")
 
 def _dumps(obj) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _pid_running(pid: int) -> bool:
+    """A heartbeat can be fresh for a process that was just killed; ask the kernel too.
+    (Actors and the API share a host and pid namespace: supervisord runs them all.)"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:   # a killed child is a zombie until supervisord reaps it: count that as gone
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
 
 
 class ShmView:
@@ -48,7 +65,9 @@ class ShmView:
         out = {}
         for name, hb in self.registry.read_all().items():
             age_ns = now_ns - hb["alive_ns"]
-            info = {"pid": hb["pid"], "alive": age_ns <= alive_ns and not hb.get("stopped"),
+            running = _pid_running(hb["pid"])
+            info = {"pid": hb["pid"], "running": running,
+                    "alive": running and age_ns <= alive_ns and not hb.get("stopped"),
                     "heartbeat_age_ms": age_ns / 1e6, "uptime_s": (now_ns - hb["start_ns"]) / 1e9,
                     "counters": hb.get("counters", {})}
             feed = hb.get("feed")
@@ -81,7 +100,8 @@ class HealthResource:
             if a is None:
                 problems.append(f"{name}: never seen")
             elif not a["alive"]:
-                problems.append(f"{name}: not alive (heartbeat {a['heartbeat_age_ms']:.0f} ms ago)")
+                why = "process gone" if not a["running"] else f"heartbeat {a['heartbeat_age_ms']:.0f} ms ago"
+                problems.append(f"{name}: not alive ({why})")
             elif a.get("data_fresh") is False:
                 stale = [k for k, v in a["streams"].items() if not v["fresh"]]
                 problems.append(f"{name}: stale data on {', '.join(stale)}")
@@ -165,7 +185,6 @@ def wsgi_app() -> falcon.App:
 
 def main(settings: Settings) -> None:
     """Exec gunicorn so that supervisord manages the gunicorn master directly."""
-    import os
     import sys
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.http_host}:{settings.http_port}",
             "--workers", str(settings.api_workers), "--worker-class", "sync",

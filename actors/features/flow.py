@@ -33,7 +33,7 @@ class Cvd:
             return
         ts = trades["ts_event_ns"]
         if not self.explicit:
-            day = int(ts[-1]) // DAY_NS * DAY_NS
+            day = int(ts.max()) // DAY_NS * DAY_NS
             if self.anchor_ns is None or day > self.anchor_ns:
                 if self.anchor_ns is not None:
                     self.value, self.from_ns, self.trades = 0.0, None, 0
