@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     spot_rest: str = "https://api.binance.com"
     depth_enabled: bool = True
     depth_speed: Literal["100ms", "500ms", "none"] = "100ms"
-    topn: Literal[5, 10, 20] = 10
+    topn: int = 10                                   # 5, 10 or 20
     # a stream silent for this long on an open connection gets the connection replaced
     feed_stale_sec: float = Field(10.0, gt=0)
     # proactive make-before-break rotation ahead of the venue's 24 h disconnect
@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         bad = [a for a in v if a not in ACTORS]
         if bad:
             raise ValueError(f"unknown actor(s) {bad}; known: {list(ACTORS)}")
+        return v
+
+    @field_validator("topn")
+    @classmethod
+    def _topn(cls, v: int):
+        if v not in (5, 10, 20):
+            raise ValueError("must be 5, 10 or 20 (the venue's partial-depth sizes)")
         return v
 
     @field_validator("symbol", mode="before")

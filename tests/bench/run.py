@@ -1,0 +1,145 @@
+"""`python run.py bench [latency|ring|all] [--seconds S] [--rate R]`: measurements, never timed tests.
+
+latency: frame sent by the sim → record in the ring → message at a ZeroMQ subscriber (through the
+  real feed_futures and bus processes), side by side in the same run with a bare websockets
+  client's frame-sent → frame-received latency on the same frames. Send times come from the sim's
+  `on_sent` hook, taken right after each frame is handed to the transport; all clocks are this
+  host's CLOCK_REALTIME.
+ring: shared-memory ring write and read rates (records/s) for the trade dtype.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pcts(lat_ns: np.ndarray) -> dict:
+    us = lat_ns / 1e3
+    return {"n": len(us), "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
+            "p999_us": float(np.percentile(us, 99.9)), "max_us": float(us.max())}
+
+
+def bench_latency(seconds: float, rate: float) -> dict:
+    from config.settings import load_settings
+    prefix = "bench" + uuid.uuid4().hex[:6]
+    tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-"))
+    env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(_free_port()),
+               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{_free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{_free_port()}",
+               SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}")
+    s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
+        "SHM_PREFIX", "SIM_PORT", "SIM_TRADE_RATE", "FUTURES_WS", "ZMQ_XSUB_URL", "ZMQ_PUB_URL")})
+    sent: dict[int, int] = {}
+
+    def on_sent(stream: str, key: int, ts_ns: int) -> None:
+        if stream.endswith("@aggTrade"):
+            sent.setdefault(key, ts_ns)   # first send (to whichever client) = the frame's send time
+
+    from actors.sim.server import serve
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    th = threading.Thread(target=lambda: loop.run_until_complete(serve(s, on_sent=on_sent, stop=stop)),
+                          daemon=True)
+    procs = []
+    try:
+        th.start()
+        py = sys.executable
+        procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
+        procs.append(subprocess.Popen([py, "run.py", "feed_futures"], cwd=ROOT, env=env))
+        time.sleep(0.5)   # warm-up only: nothing is measured before the receivers start
+        url = f"ws://127.0.0.1:{s.sim_port}/market/stream?streams={s.symbol_lower}@aggTrade"
+        recv = [subprocess.Popen([py, "-m", "tests.bench.receivers", "bare", url, str(tmp / "bare.npy"),
+                                  str(seconds)], cwd=ROOT, env=env),
+                subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
+                                  f"tick.futures.trade.{s.symbol}", str(tmp / "zmq.npy"), str(seconds)],
+                                 cwd=ROOT, env=env)]
+        for p in recv:
+            p.wait(seconds + 30)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        th.join(10)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        from ipc.shm import unlink_prefix
+        unlink_prefix(s.shm_dir, prefix)
+    out = {}
+    for name in ("bare", "zmq"):
+        keys, ts = np.load(tmp / f"{name}.npy")
+        # skip the first second: connection set-up and subscription propagation
+        lat = np.array([t - sent[k] for k, t in zip(keys.tolist(), ts.tolist()) if k in sent])
+        skip = min(len(lat) // 10, int(rate))
+        out[name] = _pcts(lat[skip:])
+    out["ratio_p99"] = out["zmq"]["p99_us"] / out["bare"]["p99_us"]
+    out["rate"] = rate
+    return out
+
+
+def bench_ring(n: int = 1_000_000) -> dict:
+    from ipc.ring import RingReader, RingWriter
+    from ipc.schema import TRADE
+    name = "bench" + uuid.uuid4().hex[:6] + ".ring"
+    w = RingWriter("/dev/shm", name, TRADE, 1 << 16)
+    r = RingReader("/dev/shm", name, TRADE)
+    rec = (1, 2, 0, 3, 3, 3, 65000.0, 0.01, 1)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n // 10):
+            w.append(rec)
+        append_s = (time.perf_counter() - t0) / (n // 10)
+        block = np.zeros(1000, dtype=TRADE)
+        r.read()
+        t0 = time.perf_counter()
+        total = 0
+        for _ in range(n // 1000):
+            w.append_many(block)
+            total += len(r.read())
+        block_s = (time.perf_counter() - t0) / total
+    finally:
+        os.unlink(f"/dev/shm/{name}")
+    return {"append_one_per_s": 1 / append_s, "append_many_plus_read_per_s": 1 / block_s}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="run.py bench")
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "latency", "ring"])
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--rate", type=float, default=2000.0)
+    a = ap.parse_args(argv)
+    if a.what in ("all", "ring"):
+        r = bench_ring()
+        print(f"ring   append one: {r['append_one_per_s']:,.0f} rec/s   "
+              f"append 1000 + read: {r['append_many_plus_read_per_s']:,.0f} rec/s")
+    if a.what in ("all", "latency"):
+        r = bench_latency(a.seconds, a.rate)
+        print(f"latency at {r['rate']:.0f} msg/s, frame sent -> received (µs)")
+        print(f"{'path':34} {'n':>7} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
+        for name, label in (("bare", "bare websockets client"), ("zmq", "feed -> ring -> bus -> ZMQ sub")):
+            x = r[name]
+            print(f"{label:34} {x['n']:>7} {x['p50_us']:>8.0f} {x['p99_us']:>8.0f} {x['p999_us']:>8.0f} {x['max_us']:>8.0f}")
+        print(f"p99 ratio (ours / bare): {r['ratio_p99']:.2f}  (target <= 2.0)")
+    return 0

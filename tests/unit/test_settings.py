@@ -1,0 +1,75 @@
+"""Settings: names, defaults, the .env.example listing, and errors that name the variable."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    import os
+    for k in list(os.environ):
+        if k.lower() in Settings.model_fields:
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)      # no stray .env
+
+
+def test_defaults_of_the_design():
+    s = load_settings()
+    assert s.http_host == "127.0.0.1"
+    assert s.tick_ms == 100
+    assert s.futures_rest == "https://fapi.binance.com"
+    assert s.spot_rest == "https://api.binance.com"
+    assert s.polymarket_gamma_url == "https://gamma-api.polymarket.com"
+    assert s.polymarket_clob_url == "https://clob.polymarket.com"
+    assert s.polymarket_rtds_url == "wss://ws-live-data.polymarket.com"
+    assert s.zmq_pub_url == "tcp://127.0.0.1:5556"
+    assert s.polymarket_window == "15m" and s.polymarket_window_sec == 900
+    assert s.api_token is None
+
+
+def test_env_and_lists(monkeypatch):
+    monkeypatch.setenv("CONTEXT_TFS", "1m, 1h")
+    monkeypatch.setenv("POLYMARKET_WINDOW", "5m")
+    monkeypatch.setenv("symbol", "ethusdt")
+    s = load_settings()
+    assert s.context_tfs == ("1m", "1h")
+    assert s.polymarket_window_sec == 300
+    assert s.symbol == "ETHUSDT"
+
+
+def test_dotenv_file(tmp_path):
+    (tmp_path / ".env").write_text("TICK_MS=250\nTOPN=20\n")
+    s = load_settings()
+    assert (s.tick_ms, s.topn) == (250, 20)
+
+
+@pytest.mark.parametrize("var,value", [("TOPN", "7"), ("TICK_MS", "abc"), ("FUTURES_WS", "http://x"),
+                                       ("CONTEXT_TFS", "1m,2x"), ("ZMQ_PUB_URL", "localhost:1"),
+                                       ("HEALTH_REQUIRED", "bus,nobody"), ("DEPTH_SPEED", "1s")])
+def test_bad_value_names_the_variable(monkeypatch, var, value):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as e:
+        load_settings()
+    assert var in str(e.value)
+
+
+def test_settings_are_frozen():
+    s = load_settings()
+    with pytest.raises(Exception):
+        s.tick_ms = 5
+
+
+def test_env_example_lists_every_setting():
+    text = (ROOT / ".env.example").read_text()
+    names = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+    assert names == {n.upper() for n in Settings.model_fields}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            assert lines[i - 1].startswith("# ") and "undocumented" not in lines[i - 1], line
