@@ -62,11 +62,15 @@ def run_proxy(xsub_url: str, xpub_url: str, ctx: zmq.Context | None = None) -> N
     xpub.bind(xpub_url)
     try:
         zmq.proxy(xsub, xpub)
-    except zmq.ContextTerminated:
-        pass
+    except zmq.ZMQError as exc:
+        # the context was terminated (or destroyed, which closes our sockets): a clean stop
+        if exc.errno not in (zmq.ETERM, zmq.ENOTSOCK):
+            raise
     finally:
-        xsub.close(0)
-        xpub.close(0)
+        if not xsub.closed:
+            xsub.close(0)
+        if not xpub.closed:
+            xpub.close(0)
 
 
 class Publisher:
