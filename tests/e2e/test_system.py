@@ -45,12 +45,15 @@ def test_system_end_to_end(system):
     features: list[dict] = []
 
     def pump(until, timeout, what):
+        """Take every queued message, then check `until` (at most every 200 ms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ev = sub.recv(100)
-            if ev is not None:
-                assert ev.lost == 0 and not ev.restarted, f"unexpected loss on {ev.topic}: {ev}"
-                (trades if ev.topic == T_TRADE else features).append(ev.msg)
+            check_at = time.monotonic() + 0.2
+            while time.monotonic() < check_at:
+                ev = sub.recv(50)
+                if ev is not None:
+                    assert ev.lost == 0 and not ev.restarted, f"unexpected loss on {ev.topic}: {ev}"
+                    (trades if ev.topic == T_TRADE else features).append(ev.msg)
             if until():
                 return
         raise AssertionError(f"timed out waiting for {what}")
