@@ -18,6 +18,10 @@ Invariants:
   overrun, never returned as data.
 - A writer that died between `claimed` and `published` left torn slots; its successor fills them
   with gap records before publishing, so no reader takes a torn record for data.
+- A reader starts at the end (or, `from_oldest`, at the oldest record) of the segment it finds when
+  it is made. A segment that appears later, or replaces the one it had (another layout: new inode),
+  holds only records written after the reader was made: it is read from its first record, and
+  whatever was already lapped counts as overrun, so nothing is skipped silently.
 """
 from __future__ import annotations
 
@@ -159,9 +163,9 @@ class RingReader:
         self.overrun = 0          # records lost to lapping or concurrent overwrite
         self.reattached = 0       # times the segment was replaced under us
         self._m: _Mapped | None = None
-        self._ino: int | None = None
+        self._ino: int | None = None   # the segment last looked at (mapped, or of another layout)
         self.cursor = 0
-        self._attach()
+        self._attach(first=True)
 
     @property
     def attached(self) -> bool:
@@ -171,36 +175,40 @@ class RingReader:
     def published(self) -> int:
         return int(self._m.published[0]) if self._m is not None else 0
 
-    def _attach(self) -> bool:
+    def _attach(self, first: bool = False) -> bool:
         try:
-            mm = shm.open_existing(self.path)
+            mm, ino = shm.open_with_inode(self.path)
         except FileNotFoundError:
             return False
+        self._ino = ino
         if not _header_ok(mm, self.dtype, None):
             mm.close()
             return False
         self._m = _Mapped(mm, self.dtype)
-        self._ino = shm.inode(self.path)
         pub = int(self._m.published[0])
-        self.cursor = max(0, pub - self._m.capacity) if self.from_oldest else pub
+        if first:
+            self.cursor = max(0, pub - self._m.capacity) if self.from_oldest else pub
+        else:
+            # Created after this reader was made: all of it is new to us; read() counts what
+            # was already lapped as overrun.
+            self.cursor = 0
         return True
 
     def _check_replaced(self) -> None:
         ino = shm.inode(self.path)
         if ino is not None and ino != self._ino:
             self._m = None
-            if self._attach():
-                self.reattached += 1
+            self.reattached += 1      # counted even when the new layout is not ours
+            self._attach()
 
     def read(self, max_records: int | None = None) -> np.ndarray:
         """Copy the records published since the cursor (at most `max_records`, oldest first)."""
-        if self._m is None:
-            if not self._attach():
-                return np.empty(0, dtype=self.dtype)
+        if self._ino is None:
+            self._attach()            # no segment seen yet
         else:
             self._check_replaced()
-            if self._m is None:
-                return np.empty(0, dtype=self.dtype)
+        if self._m is None:
+            return np.empty(0, dtype=self.dtype)
         m = self._m
         cap = m.capacity
         end = int(m.published[0])

@@ -58,12 +58,22 @@ def create_or_open(path: Path, size: int, init: Callable[[mmap.mmap], None],
 
 def open_existing(path: Path) -> mmap.mmap:
     """Map an existing segment read-write; FileNotFoundError if absent."""
+    return open_with_inode(path)[0]
+
+
+def open_with_inode(path: Path) -> tuple[mmap.mmap, int]:
+    """`open_existing`, plus the inode of the file actually mapped.
+
+    The inode comes from the same descriptor as the mapping: a separate `inode(path)` after the
+    open could see a segment that replaced this one in between, and a reader would then never
+    notice the replacement.
+    """
     fd = os.open(path, os.O_RDWR)
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
+        st = os.fstat(fd)
+        if st.st_size == 0:
             raise FileNotFoundError(f"{path} is empty")
-        return mmap.mmap(fd, size)
+        return mmap.mmap(fd, st.st_size), st.st_ino
     finally:
         os.close(fd)
 

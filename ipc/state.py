@@ -101,15 +101,16 @@ class StateBlock:
         if self._writer:
             mm, _ = shm.create_or_open(self.path, self.size, _init_magic(MAGIC_BLOCK),
                                        lambda m: m[0:8] == MAGIC_BLOCK)
+            ino = shm.inode(self.path)     # we are its only creator: no replacement race
         else:
             try:
-                mm = shm.open_existing(self.path)
+                mm, ino = shm.open_with_inode(self.path)
             except FileNotFoundError:
                 return False
             if mm[0:8] != MAGIC_BLOCK:
                 mm.close()
                 return False
-        self._ino = shm.inode(self.path)
+        self._ino = ino
         self._region = SeqlockRegion(mm, _HDR, len(mm) - _HDR)
         if self._writer:
             self._region.repair()
