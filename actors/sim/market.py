@@ -202,7 +202,6 @@ class Market:
         self._act = (act / float(pi @ act)).tolist()
         self._vol = (vol / math.sqrt(float(pi @ vol ** 2))).tolist()
         self._dur = dur.tolist()
-        self._pi_cum = np.cumsum(pi).tolist()
         self._sigma_1s = p.vol_annual / math.sqrt(_SEC_PER_YEAR)
         self._beta = p.hawkes_decay
         self._alpha = p.hawkes_branching * p.hawkes_decay
@@ -216,8 +215,7 @@ class Market:
         self._t = int(start_ns)           # time the latent price was last moved to
         self._x = math.log(start_price)   # latent log price
         self._basis_bps = p.basis_mean_bps
-        r = d.u()
-        self._regime = next(i for i, c in enumerate(self._pi_cum) if r < c or i == len(dur) - 1)
+        self._regime = min(1, len(dur) - 1)   # start in the "normal" regime: rate ≈ trade_rate
         self._mu = self.trade_rate * (1.0 - p.hawkes_branching) * self._act[self._regime]
         self._e = 0.0                      # Hawkes excess intensity at time _t_h
         self._t_h = self._t
