@@ -23,14 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.e2e.harness import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pcts(lat_ns: np.ndarray) -> dict:
@@ -43,8 +38,8 @@ def bench_latency(seconds: float, rate: float) -> dict:
     from config.settings import load_settings
     prefix = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-"))
-    env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(_free_port()),
-               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{_free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{_free_port()}",
+    env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()),
+               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
                SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}")
     s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
@@ -55,11 +50,16 @@ def bench_latency(seconds: float, rate: float) -> dict:
         if stream.endswith("@aggTrade"):
             sent.setdefault(key, ts_ns)   # first send (to whichever client) = the frame's send time
 
+    from actors.sim.market import Market, MarketParams
     from actors.sim.server import serve
+    # one activity regime, so the rate is the one asked for (Hawkes bursts remain, as on the venue)
+    market = Market(seed=s.sim_seed, trade_rate=rate, start_price=s.sim_start_price,
+                    start_ns=time.time_ns(),
+                    params=MarketParams(regime_activity=(1.0, 1.0, 1.0)))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    th = threading.Thread(target=lambda: loop.run_until_complete(serve(s, on_sent=on_sent, stop=stop)),
-                          daemon=True)
+    th = threading.Thread(target=lambda: loop.run_until_complete(
+        serve(s, on_sent=on_sent, stop=stop, market=market)), daemon=True)
     procs = []
     try:
         th.start()
@@ -94,6 +94,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
         lat = np.array([t - sent[k] for k, t in zip(keys.tolist(), ts.tolist()) if k in sent])
         skip = min(len(lat) // 10, int(rate))
         out[name] = _pcts(lat[skip:])
+        out[name]["rate_per_s"] = len(ts) / ((ts.max() - ts.min()) / 1e9) if len(ts) > 1 else 0.0
     out["ratio_p99"] = out["zmq"]["p99_us"] / out["bare"]["p99_us"]
     out["rate"] = rate
     return out
@@ -136,7 +137,8 @@ def main(argv: list[str]) -> int:
               f"append 1000 + read: {r['append_many_plus_read_per_s']:,.0f} rec/s")
     if a.what in ("all", "latency"):
         r = bench_latency(a.seconds, a.rate)
-        print(f"latency at {r['rate']:.0f} msg/s, frame sent -> received (µs)")
+        print(f"latency at {r['rate']:.0f} aggTrade/s asked, {r['bare']['rate_per_s']:.0f}/s delivered; "
+              f"frame sent -> received (µs)")
         print(f"{'path':34} {'n':>7} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
         for name, label in (("bare", "bare websockets client"), ("zmq", "feed -> ring -> bus -> ZMQ sub")):
             x = r[name]
