@@ -189,5 +189,6 @@ def main(settings: Settings) -> None:
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.http_host}:{settings.http_port}",
             "--workers", str(settings.api_workers), "--worker-class", "sync",
             "--graceful-timeout", "5", "--timeout", "30", "--log-level", "warning",
-            "--worker-tmp-dir", settings.shm_dir, "actors.api:wsgi_app()"]
+            "--worker-tmp-dir", settings.shm_dir, "-c", "python:actors.gunicorn_conf",
+            "actors.api:wsgi_app()"]
     os.execv(sys.executable, args)

@@ -198,13 +198,14 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                 port: int | None = None, ready: asyncio.Future | None = None,
                 ping_interval: float | None = 180.0, ping_timeout: float | None = 600.0,
                 max_send_buffer: int = 8 << 20, market: Market | None = None,
-                min_sleep: float = 0.002, max_sleep: float = 0.05, batch: int = 2000) -> None:
+                min_sleep: float = 0.002, max_sleep: float = 0.05, batch: int = 2000,
+                heartbeat=None) -> None:
     """Run the futures server on `settings.sim_host`:`settings.sim_port` until `stop` is set.
 
     port: overrides `settings.sim_port` (0 lets the OS pick). ready: a future set to the bound
     port once listening. on_sent(stream, key, ts_ns): called right after each frame is handed to
     the transports (key: aggTrade `a`, bookTicker `u`; ts_ns: time.time_ns()). market: a Market to
-    run instead of `Market.from_settings(settings, now)`.
+    run instead of `Market.from_settings(settings, now)`. heartbeat(counters): called every 0.5 s.
     """
     if market is None:
         market = Market.from_settings(settings, time.time_ns())
@@ -260,12 +261,20 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
         task = asyncio.create_task(_market_loop(market, hub, on_sent, min_sleep=min_sleep,
                                                 max_sleep=max_sleep, batch=batch))
         stop_wait = asyncio.create_task(stop.wait())
+
+        async def beat() -> None:
+            while True:
+                heartbeat({"frames_sent": hub.frames_sent, "connections": len(hub.conns),
+                           "dropped_slow": hub.dropped_slow, "trades": market.n_trades})
+                await asyncio.sleep(0.5)
+
+        beat_task = asyncio.create_task(beat()) if heartbeat is not None else stop_wait
         try:
             done, _ = await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 task.result()   # the market task died: raise its error
         finally:
-            for t in (task, stop_wait):
+            for t in (task, stop_wait, beat_task):
                 t.cancel()
             server.close()
             await server.wait_closed()
@@ -282,6 +291,8 @@ def main(settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop=stop)
+        await serve(settings, stop=stop, heartbeat=hb.beat)
 
+    from ipc.state import Heartbeat, Registry
+    hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "sim")
     uvloop.run(_run())

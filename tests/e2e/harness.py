@@ -97,6 +97,21 @@ class System:
             self.proc.wait(5)
             raise AssertionError("run.py did not stop within the timeout after Ctrl-C")
 
+    def session_pids(self) -> list[int]:
+        """Every live process of the session run.py was started in (supervisord, actors, workers)."""
+        sid = self.proc.pid
+        out = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                fields = (d / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != b"Z":      # field 6 of stat: session id
+                out.append(int(d.name))
+        return out
+
     def shm_segments(self) -> list[Path]:
         return sorted(Path("/dev/shm").glob(f"{self.env['SHM_PREFIX']}.*"))
 

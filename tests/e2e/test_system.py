@@ -39,6 +39,11 @@ def recompute_bar(trades: list[dict], start_ns: int, end_ns: int) -> dict:
 def test_system_end_to_end(system):
     system.start(SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3")
     wait_for(lambda: system.health()[0] == 200, 60, "/health 200 after start\n" + system.logs())
+    # every actor heartbeats, the API's gunicorn master included (it reports its workers)
+    h0 = wait_for(lambda: (lambda b: b if b["actors"].get("api", {}).get("counters", {}).get("workers")
+                           == 2 else None)(system.health()[1]), 20, "the api heartbeat with 2 workers")
+    assert {"bus", "feed_futures", "compute", "api", "sim"} <= set(h0["actors"]), h0["actors"].keys()
+    assert all(a["alive"] for a in h0["actors"].values()), h0["actors"]
 
     sub = Subscriber(system.pub_url, (T_TRADE, T_FEATURES))
     trades: list[dict] = []
