@@ -45,8 +45,9 @@ def _settings():
 
 def sim_env(s) -> dict[str, str]:
     """Environment that points every venue URL at the built-in exchange."""
-    base = f"{s.sim_host}:{s.sim_port}"
-    return {"FUTURES_WS": f"ws://{base}", "FUTURES_REST": f"http://{base}"}
+    fut, spot = f"{s.sim_host}:{s.sim_port}", f"{s.sim_host}:{s.sim_spot_port}"
+    return {"FUTURES_WS": f"ws://{fut}", "FUTURES_REST": f"http://{fut}",
+            "SPOT_WS": f"ws://{spot}", "SPOT_REST": f"http://{spot}"}
 
 
 def supervisor_env(s, with_sim: bool) -> dict[str, str]:

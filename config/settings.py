@@ -108,7 +108,8 @@ class Settings(BaseSettings):
 
     # --- the built-in exchange (sim) -----------------------------------------------------
     sim_host: str = "127.0.0.1"
-    sim_port: int = Field(9100, ge=1024, le=65000)
+    sim_port: int = Field(9100, ge=1024, le=65000)          # Binance USD-M futures (WS + REST)
+    sim_spot_port: int = Field(9101, ge=1024, le=65000)     # Binance spot (WS + REST)
     sim_seed: int = 42
     sim_trade_rate: float = Field(40.0, gt=0)       # mean aggTrade frames per second
     sim_start_price: float = Field(65_000.0, gt=0)
