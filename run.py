@@ -3,7 +3,8 @@
 
   python run.py --sim            every actor plus the built-in exchange, in the foreground
   python run.py                  every actor against the live venues
-  python run.py <actor>          one actor (what supervisord runs): bus, feed_futures, compute, api, sim
+  python run.py <actor>          one actor (what supervisord runs): bus, feed_futures, feed_spot, context,
+                                 compute, api, sim
   python run.py ctl <args>       supervisorctl for the running system (status, restart feed_futures, …)
   python run.py bench [...]      benchmarks (see README)
 
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parent
 ACTORS = {
     "bus": "actors.bus",
     "feed_futures": "actors.feed_futures",
+    "feed_spot": "actors.feed_spot",
+    "context": "actors.context",
     "compute": "actors.compute",
     "api": "actors.api",
     "sim": "actors.sim.server",

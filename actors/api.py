@@ -76,12 +76,16 @@ class ShmView:
                 for kind, st in feed["streams"].items():
                     last = st.get("last_recv_ns") or 0
                     age = (now_ns - last) if last else None
-                    streams[kind] = {"age_ms": age / 1e6 if age is not None else None,
-                                     "fresh": age is not None and age <= stale_ns,
-                                     "written": st.get("written"), "ring_count": st.get("ring_count"),
-                                     "id_gaps": st.get("id_gaps"), "duplicates": st.get("duplicates")}
+                    quiet = st.get("max_silence_s", 0)
+                    if quiet is None:      # may be silent for long (liquidations): never stale
+                        fresh = True
+                    else:
+                        fresh = age is not None and age <= max(stale_ns, quiet * 1e9)
+                    streams[kind] = {**st, "age_ms": age / 1e6 if age is not None else None,
+                                     "fresh": fresh}
                 info["streams"] = streams
                 info["connections"] = feed.get("connections", {})
+                info["last_venue_error"] = feed.get("last_venue_error", "")
                 info["data_fresh"] = bool(streams) and all(v["fresh"] for v in streams.values())
             out[name] = info
         return out
@@ -152,6 +156,19 @@ class BookResource:
                       "quote_age_ms": v["quote_age_ms"]}
 
 
+class MetricsResource:
+    def __init__(self, view: ShmView):
+        from prometheus_client import CONTENT_TYPE_LATEST
+        from .metrics import make_registry
+        self.registry = make_registry(view)
+        self.content_type = CONTENT_TYPE_LATEST
+
+    def on_get(self, req, resp):
+        from prometheus_client import generate_latest
+        resp.data = generate_latest(self.registry)
+        resp.content_type = self.content_type
+
+
 def _unexpected(req, resp, ex, params):
     if isinstance(ex, falcon.HTTPError):
         raise ex
@@ -171,6 +188,7 @@ def create_app(view: ShmView, settings: Settings) -> falcon.App:
     app.add_route("/latest/features", LatestResource(view, "features"))
     app.add_route("/latest/bars", LatestResource(view, "bars"))
     app.add_route("/latest/book", BookResource(view))
+    app.add_route("/metrics", MetricsResource(view))
     return app
 
 

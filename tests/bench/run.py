@@ -100,6 +100,93 @@ def bench_latency(seconds: float, rate: float) -> dict:
     return out
 
 
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, MB."""
+    vals = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            vals[k] = int(v.split()[0]) / 1024
+    return vals["VmRSS"], vals["VmHWM"]
+
+
+def bench_ingest(n: int, subscriber: bool = True) -> dict:
+    """Frames/s through one feed process (parse + ring write + publish) vs a bare parse loop."""
+    from config.settings import load_settings
+    from ipc.ring import RingReader
+    from ipc.schema import TRADE, ring_name
+    from ipc.shm import unlink_prefix
+    prefix = "bench" + uuid.uuid4().hex[:6]
+    fport = free_port()
+    env = dict(os.environ, SHM_PREFIX=prefix, FUTURES_WS=f"ws://127.0.0.1:{fport}",
+               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
+               LOG_LEVEL="WARNING", FEED_STALE_SEC="120", DEPTH_ENABLED="false",
+               RING_CAPACITY=str(1 << 20), PYTHONUNBUFFERED="1")
+    s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
+        "SHM_PREFIX", "FUTURES_WS", "ZMQ_XSUB_URL", "ZMQ_PUB_URL", "RING_CAPACITY")})
+    py = sys.executable
+    procs = []
+    out: dict = {"frames": n}
+    try:
+        fire = subprocess.Popen([py, "-m", "tests.bench.firehose", str(fport), str(n)], cwd=ROOT, env=env)
+        procs.append(fire)
+        url = f"ws://127.0.0.1:{fport}/market/stream?streams=btcusdt@aggTrade"
+        deadline = time.monotonic() + 120
+        while True:                         # the firehose pre-encodes its frames first
+            try:
+                import socket
+                socket.create_connection(("127.0.0.1", fport), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("firehose did not start")
+                time.sleep(0.1)
+        bare = subprocess.run([py, "-m", "tests.bench.receivers", "count", url, str(n)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=300)
+        out["bare"] = orjson_loads(bare.stdout.strip().splitlines()[-1])
+        procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
+        if subscriber:
+            procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
+                                           "tick.futures.trade.", "/dev/null.npy", "600"], cwd=ROOT, env=env))
+        feed = subprocess.Popen([py, "run.py", "feed_futures"], cwd=ROOT, env=env)
+        procs.append(feed)
+        ring = RingReader(s.shm_dir, ring_name(prefix, s.symbol, "futures", "trade"), TRADE)
+        first_ns = last_ns = None
+        got = 0
+        deadline = time.monotonic() + 300
+        while got < n and time.monotonic() < deadline:
+            recs = ring.read()
+            recs = recs[recs["flags"] == 0]
+            if len(recs):
+                if first_ns is None:
+                    first_ns = int(recs["ts_recv_ns"][0])
+                last_ns = int(recs["ts_recv_ns"][-1])
+                got += len(recs)
+            else:
+                time.sleep(0.05)
+        rss, peak = _rss_mb(feed.pid)
+        out["feed"] = {"frames": got, "seconds": (last_ns - first_ns) / 1e9,
+                       "rate": (got - 1) / ((last_ns - first_ns) / 1e9), "rss_mb": rss, "peak_rss_mb": peak,
+                       "overrun": ring.overrun}
+        out["ratio"] = out["feed"]["rate"] / out["bare"]["rate"]
+        out["subscriber"] = subscriber
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        unlink_prefix(s.shm_dir, prefix)
+    return out
+
+
+def orjson_loads(text: str):
+    import orjson
+    return orjson.loads(text)
+
+
 def bench_ring(n: int = 1_000_000) -> dict:
     from ipc.ring import RingReader, RingWriter
     from ipc.schema import TRADE
@@ -127,7 +214,10 @@ def bench_ring(n: int = 1_000_000) -> dict:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="run.py bench")
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "latency", "ring"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "latency", "ring", "ingest"])
+    ap.add_argument("--frames", type=int, default=500_000)
+    ap.add_argument("--no-subscriber", action="store_true",
+                    help="ingest: run the bus with no tick subscriber (PUB filters at the source)")
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--rate", type=float, default=2000.0)
     a = ap.parse_args(argv)
@@ -135,6 +225,14 @@ def main(argv: list[str]) -> int:
         r = bench_ring()
         print(f"ring   append one: {r['append_one_per_s']:,.0f} rec/s   "
               f"append 1000 + read: {r['append_many_plus_read_per_s']:,.0f} rec/s")
+    if a.what in ("all", "ingest"):
+        r = bench_ingest(a.frames, subscriber=not a.no_subscriber)
+        print(f"ingest ({r['frames']:,} aggTrade frames, firehose sender, "
+              f"{'a ZMQ subscriber draining every tick' if r['subscriber'] else 'no tick subscriber'})")
+        print(f"  bare websockets + orjson loop : {r['bare']['rate']:>10,.0f} frames/s")
+        print(f"  feed_futures (parse+ring+pub) : {r['feed']['rate']:>10,.0f} frames/s   "
+              f"ratio {r['ratio']:.2f} (target >= 0.8)   RSS {r['feed']['rss_mb']:.0f} MB "
+              f"(peak {r['feed']['peak_rss_mb']:.0f}, target < 120)")
     if a.what in ("all", "latency"):
         r = bench_latency(a.seconds, a.rate)
         print(f"latency at {r['rate']:.0f} aggTrade/s asked, {r['bare']['rate_per_s']:.0f}/s delivered; "

@@ -1,0 +1,11 @@
+"""The `feed_spot` actor: Binance spot into shm rings and `tick.spot.*`."""
+from __future__ import annotations
+
+from config.settings import Settings
+
+from .feed import run_feed
+from .venues import binance_spot
+
+
+def main(settings: Settings) -> None:
+    run_feed(settings, binance_spot, "feed_spot")
