@@ -57,7 +57,22 @@ class Settings(BaseSettings):
 
     # --- context (klines) and TAAPI ------------------------------------------------------
     context_tfs: CsvList = ("1m", "5m", "15m", "1h", "4h")
-    context_bootstrap_limit: int = Field(500, ge=1, le=1500)
+    # klines per timeframe at start; more than one request holds (1500) is fetched in pages
+    context_bootstrap_limit: int = Field(500, ge=1, le=20_000)
+    # the venue's REST request-weight limits per IP per minute (REQUEST_WEIGHT in exchangeInfo)
+    context_weight_limit_futures: int = Field(2400, ge=1)
+    context_weight_limit_spot: int = Field(6000, ge=1)
+    # self-throttle: wait for the next minute once the used weight passes this share of the limit
+    context_weight_throttle_frac: float = Field(0.8, gt=0, le=1)
+    context_rest_timeout_sec: float = Field(10.0, gt=0)
+    # retries of one REST call (timeouts, connection errors, 5xx, 429, 418) before it fails
+    context_rest_retries: int = Field(4, ge=0, le=100)
+    # cap of the jittered exponential backoff between REST retries and failed syncs
+    context_rest_backoff_max_sec: float = Field(60.0, gt=0)
+    # a 418 (IP ban) without Retry-After or a ban end: stop REST calls this long
+    context_ban_default_sec: float = Field(120.0, gt=0)
+    # a closed kline the stream has not delivered this long after its close is fetched by REST
+    context_stream_grace_sec: float = Field(5.0, gt=0)
     taapi_enabled: bool = False
     taapi_secret: str | None = None
     taapi_url: str = "https://api.taapi.io"
@@ -101,7 +116,7 @@ class Settings(BaseSettings):
     # a stream with no record for this long makes /health 503 and quality DEGRADED
     health_data_stale_sec: float = Field(5.0, gt=0)
     # actors that must be alive (and, for feeds, fresh) for /health to answer 200
-    health_required: CsvList = ("bus", "feed_futures", "compute")
+    health_required: CsvList = ("bus", "feed_futures", "feed_spot", "context", "compute")
 
     # --- features ------------------------------------------------------------------------
     bar_late_grace_ms: int = Field(250, ge=0)
@@ -116,6 +131,9 @@ class Settings(BaseSettings):
     sim_conn_lifetime_sec: float = Field(24 * 3600.0, gt=0)
     sim_replay_dir: str | None = None
     sim_replay_speed: float = Field(1.0, gt=0)
+    sim_spot_trade_ratio: float = Field(0.5, gt=0, le=10)   # spot taker rate / futures taker rate
+    sim_rest_ban_sec: float = Field(120.0, gt=0)    # REST IP ban (418) after ignoring a 429
+    sim_liquidation_rate: float = Field(0.03, gt=0, le=100)   # liquidations/s on a calm tape
 
     @field_validator("context_tfs", "taapi_tfs", "health_required", mode="before")
     @classmethod
