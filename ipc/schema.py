@@ -57,9 +57,34 @@ KLINE = np.dtype(_HEAD + [
     ("volume", "<f8"), ("quote_volume", "<f8"), ("taker_buy_volume", "<f8"), ("trades", "<i8"),
 ], align=True)
 
+# Polymarket up/down book of one outcome token after an update: top levels best-first (bids
+# descending, asks ascending), prices in [0, 1], sizes in shares. `window_start_ns` names the window
+# (no record of one window is ever read as another's); token: 0 = UP, 1 = DOWN. best_bid/best_ask
+# are NaN on an empty side. `update_id` counts updates of this book within the feed (monotonic).
+POLY_BOOK = np.dtype(_HEAD + [
+    ("window_start_ns", "<i8"), ("update_id", "<i8"), ("token", "<u1"),
+    ("n_bids", "<u2"), ("n_asks", "<u2"),
+    ("best_bid", "<f8"), ("best_ask", "<f8"), ("last_trade", "<f8"), ("tick_size", "<f8"),
+    ("bid_px", "<f8", (MAX_LEVELS,)), ("bid_sz", "<f8", (MAX_LEVELS,)),
+    ("ask_px", "<f8", (MAX_LEVELS,)), ("ask_sz", "<f8", (MAX_LEVELS,)),
+], align=True)
+
+# Polymarket last_trade_price. side: +1 the taker bought, -1 sold.
+POLY_TRADE = np.dtype(_HEAD + [
+    ("window_start_ns", "<i8"), ("token", "<u1"), ("side", "<i1"),
+    ("price", "<f8"), ("size", "<f8"), ("fee_rate_bps", "<f8"),
+], align=True)
+
+# Chainlink BTC/USD from Polymarket RTDS: ts_event_ns = the observation time (payload timestamp),
+# ts_sent_ns = the message's own timestamp.
+CHAINLINK = np.dtype(_HEAD + [
+    ("ts_sent_ns", "<i8"), ("price", "<f8"),
+], align=True)
+
 DTYPES: dict[str, np.dtype] = {
     "trade": TRADE, "quote": QUOTE, "mark": MARK, "liquidation": LIQUIDATION,
     "depth": DEPTH, "kline": KLINE,
+    "poly_book": POLY_BOOK, "poly_trade": POLY_TRADE, "chainlink": CHAINLINK,
 }
 
 
