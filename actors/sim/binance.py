@@ -15,7 +15,8 @@ What the live venue does and this module reproduces (DESIGN.md "Venue facts that
   GET_PROPERTY with `{"result":..,"id":..}` acks and `{"error":{"code":..,"msg":..},"id":..}`
   errors (code 0 unknown property, 1 bad value type, 2 invalid request, 3 invalid JSON);
 - at most 10 incoming messages per second per connection (ping/pong frames count), else dropped;
-- REST on the same host: `/fapi/v1/ping`, `/fapi/v1/time` (klines/depth to be added in REST_ROUTES).
+- REST on the same port: actors/sim/rest.py (weights, limits, klines, depth, premiumIndex); the
+  `rest()` helper here answers only ping/time without limits.
 
 Unverified details, chosen and kept consistent: the error message texts beyond the documented
 ones; an invalid stream name in the URL is accepted and silent (in SUBSCRIBE it is an error);
@@ -163,13 +164,22 @@ def _valid_id(v) -> bool:
 
 
 class FuturesSession:
-    """Per-connection protocol state: route, combined flag, subscriptions, incoming-rate limit."""
+    """Per-connection protocol state: route, combined flag, subscriptions, incoming-rate limit.
+
+    The spot session (actors/sim/spot.py) subclasses it: `msg_limit` and `valid_stream` differ.
+    """
+
+    msg_limit = MSG_LIMIT
 
     def __init__(self, route: str, combined: bool, streams: list[str]):
         self.route = route
         self.combined = combined
         self.streams: list[str] = list(streams[:MAX_STREAMS])
-        self._recv_times: deque[float] = deque(maxlen=MSG_LIMIT + 1)
+        self._recv_times: deque[float] = deque(maxlen=self.msg_limit + 1)
+
+    def valid_stream(self, name: str) -> bool:
+        """Whether SUBSCRIBE accepts `name`."""
+        return stream_route(name) is not None
 
     def delivers(self, stream: str) -> bool:
         """Whether `stream` is subscribed and is pushed on this connection's route."""
@@ -182,7 +192,7 @@ class FuturesSession:
         """Count one incoming message (text, binary, ping or pong). False: over the limit."""
         dq = self._recv_times
         dq.append(now_s)
-        return not (len(dq) > MSG_LIMIT and now_s - dq[0] < MSG_WINDOW_SEC)
+        return not (len(dq) > self.msg_limit and now_s - dq[0] < MSG_WINDOW_SEC)
 
     def handle(self, text: str | bytes) -> str:
         """Apply one client message; return the reply frame (JSON text)."""
@@ -215,7 +225,7 @@ class FuturesSession:
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not all(isinstance(s, str) for s in params):
                 return _error(2, "Invalid request: stream name must be a string", rid)
-            if any(stream_route(s) is None for s in params):
+            if not all(self.valid_stream(s) for s in params):
                 return _error(2, "Invalid request: invalid stream", rid)
             if method == "SUBSCRIBE":
                 new = [s for s in _dedup(params) if s not in self.streams]
@@ -258,7 +268,8 @@ def _time(query, now_ms: int) -> tuple[int, str]:
     return 200, f'{{"serverTime":{now_ms}}}'
 
 
-# path -> handler(query, now_ms) -> (status, JSON body). Add /fapi/v1/klines, /fapi/v1/depth here.
+# path -> handler(query, now_ms) -> (status, JSON body): the weightless basics. The server uses
+# actors/sim/rest.py, which has every route with weights and limits.
 REST_ROUTES: dict[str, RestHandler] = {
     "/fapi/v1/ping": _ping,
     "/fapi/v1/time": _time,

@@ -25,8 +25,13 @@ Invariants (asserted by tests/unit/test_sim_market.py):
 
 Prices and quantities in events are integers in the instrument's units (price units of
 10**-price_precision, quantity units of 10**-qty_precision), so the protocol encoders can format
-them exactly. Spot (tick 0.01, a small basis of a few bps to futures) is meant to reuse the same
-latent path; `spot_mid()` already gives its fair mid.
+them exactly.
+
+Followers: one other generator (the spot market, actors/sim/spot.py) may follow this one's latent
+path. It is driven from `_generate_until`: before each of this market's events at time t it is
+generated up to t (so it sees the latent price as of this market's last event <= its own time,
+whatever the call pattern), and up to `now_ns` at the end. It draws from its own Generator, so
+this market's sequence is the same with or without a follower.
 """
 from __future__ import annotations
 
@@ -235,6 +240,9 @@ class Market:
         self._book_E = 0
         self._book_emit = 0
 
+        self._follower = None    # a generator following this latent path (see the docstring)
+        self._gen_ns = int(start_ns)   # generated up to (inclusive)
+
         self.n_trades = 0        # aggTrades generated
         self.n_orders = 0        # taker orders generated
         self.n_quotes = 0        # bookTickers generated
@@ -277,11 +285,54 @@ class Market:
     def next_emit_ns(self) -> int:
         """A lower bound of the emit time of the next event (for the server's scheduler)."""
         t = min(self._t_trade, self._t_quote, self._t_regime)
+        fol = self._follower
+        if fol is not None:
+            t = min(t, fol.own_next_emit_ns())
         if self._q_agg:
             t = min(t, self._q_agg[0][0])
         if self._q_book:
             t = min(t, self._q_book[0][0])
         return t
+
+    def agg_horizon_ms(self) -> int:
+        """Every aggTrade not yet returned by `advance` has `T >= agg_horizon_ms()`.
+
+        The kline builder closes an interval once the horizon passes its end: by then every trade
+        of the interval has been handed out (trade times are non-decreasing in emit order).
+        """
+        if self._q_agg:
+            return self._q_agg[0].T
+        return self._gen_ns // NS_PER_MS
+
+    def next_ids(self) -> tuple[int, int]:
+        """(next aggTrade id, next trade id) to be generated."""
+        return self._next_a, self._next_tid
+
+    def book_ticker_now(self) -> BookTicker:
+        """The current touch as a BookTicker (u: the last generated update id), e.g. before any
+        bookTicker has been handed out."""
+        bid, bq, ask, aq = self.book()
+        t_ms = self._gen_ns // NS_PER_MS
+        return BookTicker(self._gen_ns, self._u_id, bid, bq, ask, aq, t_ms, t_ms)
+
+    def skip_agg_ids(self, n: int) -> None:
+        """Fault injection: the next aggTrade ids (`a`, and the trade ids) jump by `n`.
+
+        Events already generated keep their ids, so consecutive frames show one jump of n + 1.
+        """
+        if n > 0:
+            self._next_a += n
+            self._next_tid += n
+
+    def intensity(self, t: int) -> float:
+        """Current taker-order intensity (1/s): base rate plus the Hawkes excitation at t."""
+        return self._mu + self._excess_at(t)
+
+    def attach_follower(self, follower) -> None:
+        """Drive `follower._generate_own_until(t)` from this market's generation (one follower)."""
+        if self._follower is not None:
+            raise ValueError("this market already has a follower")
+        self._follower = follower
 
     def fair_price(self) -> float:
         """The latent futures price the book follows."""
@@ -316,20 +367,24 @@ class Market:
         return max(1, int(sec * NS_PER_S))
 
     def _generate_until(self, now_ns: int) -> None:
+        fol = self._follower
         while True:
             tr, tt, tq = self._t_regime, self._t_trade, self._t_quote
-            if tr <= tt and tr <= tq:
-                if tr > now_ns:
-                    return
+            t = tr if (tr <= tt and tr <= tq) else (tt if tt <= tq else tq)
+            if t > now_ns:
+                break
+            if fol is not None:
+                fol._generate_own_until(t)
+            if t == tr:
                 self._on_regime(tr)
-            elif tt <= tq:
-                if tt > now_ns:
-                    return
+            elif t == tt:
                 self._on_trade(tt)
             else:
-                if tq > now_ns:
-                    return
                 self._on_quote(tq)
+        if fol is not None:
+            fol._generate_own_until(now_ns)
+        if now_ns > self._gen_ns:
+            self._gen_ns = now_ns
 
     def _move_latent(self, t: int) -> None:
         dt = (t - self._t) / NS_PER_S

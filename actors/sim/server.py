@@ -1,54 +1,96 @@
-"""The built-in exchange's servers: Binance USD-M futures (WebSocket + REST on one port).
+"""The built-in exchange's servers: Binance USD-M futures and spot, WebSocket + REST, one process.
 
-I/O and timing only; the market is actors/sim/market.py, the protocol actors/sim/binance.py.
+I/O and timing only. The markets are actors/sim/market.py and spot.py (spot follows the futures
+latent price, so both venues move together with a small basis); protocols binance.py and spot.py;
+depth book.py; klines klines.py; mark price and liquidations mark.py; REST rest.py; faults
+faults.py; per-venue wiring venue.py; fan-out hub.py.
 
-Scheduling: one market task wakes at the next event's emit time (`Market.next_emit_ns`), never
-sooner than `min_sleep` (1 ms: the event loop's timer resolution) nor later than `max_sleep`,
-calls `Market.advance(time.time_ns())` and publishes what came due. At the default rate (~40
-aggTrade + ~180 bookTicker per s) that is a few hundred cheap wake-ups per second; at high rates
-every wake-up carries a batch (up to `batch` events, then it yields to the loop and continues).
+Ports: futures on `settings.sim_port` (routes `/public/...`, `/market/...`, REST `/fapi/v1/...`),
+spot on `settings.sim_spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`). Each port
+also answers the sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py).
 
-Publishing: each event is encoded once per stream (raw payload, and the combined envelope only if
-some connection wants it) and queued for every subscribed connection; the batch is then written
-to each transport in one `writelines` without awaiting drain (what `websockets.broadcast` does
-frame by frame), so one slow client cannot stall the others.
-A client whose unsent backlog exceeds `max_send_buffer` bytes is dropped (TCP abort), as the venue
-disconnects consumers that cannot keep up; the memory a slow client can pin is thus bounded.
+Scheduling: one task runs both venues. It wakes at the next market event's emit time
+(`Market.next_emit_ns`, which includes spot) or the next timer (depth, kline, mark), never sooner
+than `min_sleep` nor later than `max_sleep`; calls `advance(clock())` on both markets and
+publishes what came due, then closes klines and runs the due timers. At the default rate that is
+a few hundred cheap wake-ups per second; at high rates each wake-up carries a batch (up to `batch`
+events, then it yields to the loop and continues).
 
-Connections: server ping every `ping_interval` s (180 on futures), dropped if no pong within
-`ping_timeout` s (600); closed by the server (1001) after `settings.sim_conn_lifetime_sec`
-(the venue's 24 h); more than 10 incoming frames (text, binary, ping, pong) in a second closes the
-connection (1008). No permessage-deflate (the venue does not compress either).
+Connections: server ping every `ping_interval` s (futures 180, spot 20), dropped if no pong within
+`ping_timeout` s (futures 600, spot 60); closed by the server (1001) after
+`settings.sim_conn_lifetime_sec` (the venue's 24 h); more incoming frames (text, binary, ping,
+pong) than the venue allows in a second (futures 10, spot 5) closes the connection (1008). No
+permessage-deflate (the venue does not compress either).
+
+HTTP: the WebSocket server's `process_request` answers REST GETs. websockets only parses GET
+requests without a body, so a POST's body is taken off the byte stream before websockets sees the
+request (`_Conn.data_received`) and handed to the route on the connection.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import time
 from collections.abc import Callable
 
+import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from actors.sim import binance
-from actors.sim.market import AggTrade, Market
+from actors.sim import klines as kl
+from actors.sim import spot as sp
+from actors.sim.faults import FaultError, parse_fault
+from actors.sim.hub import OnSent
+from actors.sim.market import Market
+from actors.sim.venue import Venue
 
 log = logging.getLogger("sim")
 
-OnSent = Callable[[str, int, int], None]
 _COUNTED = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG)
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r\n")
+_MAX_HEAD = 64 << 10
+_MAX_BODY = 64 << 10
 
 
 class _Conn(ServerConnection):
-    """A server connection that counts incoming frames against the venue's message limit."""
+    """A server connection that counts incoming frames against the venue's message limit and
+    takes the body off a POST request (websockets rejects request bodies)."""
     session: binance.FuturesSession | None = None
     limited = False
     _close_task: asyncio.Task | None = None
+    http_body = b""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pre: bytearray | None = bytearray()   # bytes before the request head is complete
+
+    def data_received(self, data: bytes) -> None:
+        pre = self._pre
+        if pre is None:
+            super().data_received(data)
+            return
+        pre += data
+        end = pre.find(b"\r\n\r\n")
+        if end < 0 and len(pre) < _MAX_HEAD:
+            return
+        head = bytes(pre[:end + 4]) if end >= 0 else b""
+        if not head.startswith(b"POST "):
+            self._pre = None
+            super().data_received(bytes(pre))   # a GET (WebSocket or REST): untouched
+            return
+        m = _CONTENT_LENGTH.search(head)
+        n = min(int(m.group(1)), _MAX_BODY) if m else 0
+        if len(pre) < end + 4 + n:
+            return                              # the body is still coming
+        self.http_body = bytes(pre[end + 4:end + 4 + n])
+        self._pre = None
+        super().data_received(_CONTENT_LENGTH.sub(b"", head) + bytes(pre[end + 4 + n:]))
 
     def process_event(self, event) -> None:
         if (isinstance(event, Frame) and self.session is not None and not self.limited
@@ -56,141 +98,74 @@ class _Conn(ServerConnection):
             if not self.session.note_incoming(time.monotonic()):
                 self.limited = True
                 log.warning("sim: %s sent more than %d messages/s: closing", self.remote_address,
-                            binance.MSG_LIMIT)
+                            self.session.msg_limit)
                 self._close_task = self.loop.create_task(self.close(1008, "Too many requests"))
         super().process_event(event)
 
 
-class _Hub:
-    """Who receives which stream, and the publishing of events to them."""
-
-    def __init__(self, codec: binance.FuturesCodec, max_send_buffer: int):
-        self.codec = codec
-        self.max_send_buffer = max_send_buffer
-        self.conns: set[_Conn] = set()
-        self._raw: dict[str, set[_Conn]] = {}
-        self._comb: dict[str, set[_Conn]] = {}
-        self.frames_sent = 0
-        self.dropped_slow = 0
-
-    def attach(self, conn: _Conn) -> None:
-        self.conns.add(conn)
-        self.sync(conn)
-
-    def detach(self, conn: _Conn) -> None:
-        self.conns.discard(conn)
-        for d in (self._raw, self._comb):
-            for s in d.values():
-                s.discard(conn)
-
-    def sync(self, conn: _Conn) -> None:
-        """Re-index `conn` after its subscriptions or combined flag changed."""
-        for d in (self._raw, self._comb):
-            for s in d.values():
-                s.discard(conn)
-        sess = conn.session
-        if sess is None or conn not in self.conns:
-            return
-        target = self._comb if sess.combined else self._raw
-        for stream in sess.delivered_streams():
-            target.setdefault(stream, set()).add(conn)
-
-    def publish(self, events: list, on_sent: OnSent | None) -> None:
-        """Encode each event once per stream, queue it for every receiver, then flush.
-
-        Like `websockets.broadcast` (no awaiting drain, no backpressure), but all the frames of a
-        batch go to a connection's transport in one `writelines` (one syscall per connection per
-        batch instead of one per frame).
-        """
-        codec = self.codec
-        agg_stream, book_streams = codec.agg_stream, (codec.book_stream, "!bookTicker")
-        raw_d, comb_d = self._raw, self._comb
-        out: dict[_Conn, list[bytes]] = {}
-        sent: list[tuple[str, int]] = []
-        for ev in events:
-            if type(ev) is AggTrade:
-                streams, key, enc = (agg_stream,), ev.a, codec.agg_trade
-            else:
-                streams, key, enc = book_streams, ev.u, codec.book_ticker
-            payload = None
-            for stream in streams:
-                raw = raw_d.get(stream)
-                comb = comb_d.get(stream)
-                if not raw and not comb:
-                    continue
-                if payload is None:
-                    payload = enc(ev)
-                if raw:
-                    data = payload.encode()
-                    for conn in raw:
-                        q = out.get(conn)
-                        if q is None:
-                            out[conn] = [data]
-                        else:
-                            q.append(data)
-                if comb:
-                    data = binance.combined(stream, payload).encode()
-                    for conn in comb:
-                        q = out.get(conn)
-                        if q is None:
-                            out[conn] = [data]
-                        else:
-                            q.append(data)
-                sent.append((stream, key))
-        if not out:
-            return
-        for conn, frames in out.items():
-            proto = conn.protocol
-            if proto.state is not State.OPEN or conn.send_in_progress is not None:
-                continue
-            try:
-                for data in frames:
-                    proto.send_text(data)
-                conn.transport.writelines(proto.data_to_send())
-            except Exception as exc:   # a transport closing under us: its handler cleans up
-                log.debug("sim: write to %s failed: %r", conn.remote_address, exc)
-        if on_sent is not None:
-            for stream, key in sent:
-                on_sent(stream, key, time.time_ns())
-        self.frames_sent += len(sent)
-        self._drop_slow()
-
-    def _drop_slow(self) -> None:
-        limit = self.max_send_buffer
-        for conn in list(self.conns):
-            tr = conn.transport
-            if tr is not None and tr.get_write_buffer_size() > limit:
-                log.warning("sim: dropping slow consumer %s (%d bytes unsent)",
-                            conn.remote_address, tr.get_write_buffer_size())
-                self.dropped_slow += 1
-                self.detach(conn)
-                tr.abort()
-
-
-def _json_response(conn: ServerConnection, status: int, body: str) -> Response:
+def _json_response(conn: ServerConnection, status: int, body: str,
+                   headers: list[tuple[str, str]] = ()) -> Response:
     resp = conn.respond(status, body)
     del resp.headers["Content-Type"]
     resp.headers["Content-Type"] = "application/json"
+    for k, v in headers:
+        resp.headers[k] = v
     return resp
 
 
-async def _market_loop(market: Market, hub: _Hub, on_sent: OnSent | None, *, min_sleep: float,
-                       max_sleep: float, batch: int) -> None:
+def build_venues(settings, market: Market, *, max_send_buffer: int,
+                 spot_market: sp.SpotMarket | None = None) -> tuple[Venue, Venue]:
+    """The futures venue on `market` and the spot venue following it, with their histories."""
+    spot = spot_market or sp.SpotMarket.from_settings(settings, market)
+    start_ms = market.book_ticker_now().T
+    fut_hist = kl.History.synthesize(market.instrument, seed=settings.sim_seed,
+                                     start_ms=start_ms, start_price=market.book()[0],
+                                     trade_rate=market.trade_rate,
+                                     first_tid=market.next_ids()[1], params=market.params)
+    spot_size = kl.order_size_mean(spot.params)
+    spot_hist = kl.History.follow(
+        fut_hist, spot.instrument, seed=settings.sim_seed, start_price=spot.book()[0],
+        basis_bps=market.basis_bps(), first_tid=spot.next_ids()[1],
+        vol_ratio=spot.trade_rate / market.trade_rate * spot_size
+        / kl.order_size_mean(market.params),
+        fill_size=spot_size / kl.fills_mean(spot.params), params=market.params)
+    fut = Venue("futures", market, seed=settings.sim_seed, ban_sec=settings.sim_rest_ban_sec,
+                max_send_buffer=max_send_buffer, history=fut_hist,
+                liquidation_rate=settings.sim_liquidation_rate)
+    spv = Venue("spot", spot, seed=settings.sim_seed + 1, ban_sec=settings.sim_rest_ban_sec,
+                max_send_buffer=max_send_buffer, history=spot_hist, fut_market=market)
+    return fut, spv
+
+
+async def _market_loop(market: Market, venues: tuple[Venue, Venue], clock: Callable[[], int], *,
+                       min_sleep: float, max_sleep: float, batch: int) -> None:
+    fut, spv = venues
+    spot = spv.market
     behind_warned = 0.0
     while True:
-        now = time.time_ns()
-        events = market.advance(now, batch)
-        if events:
-            hub.publish(events, on_sent)
-            lag_s = (now - events[0].emit_ns) / 1e9
+        now = clock()
+        now_s = time.monotonic()
+        now_ms = now // 1_000_000
+        fev = market.advance(now, batch)
+        sev = spot.advance(now, batch)
+        if fev:
+            fut.on_events(fev, now_s)
+        if sev:
+            spv.on_events(sev, now_s)
+        for v in venues:
+            v.after_events(now_ms, now_s)
+            v.run_jobs(now_ms, now_s)
+        if fev:
+            lag_s = (now - fev[0].emit_ns) / 1e9
             if lag_s > 1.0 and time.monotonic() - behind_warned > 10.0:
                 behind_warned = time.monotonic()
                 log.warning("sim: market publishing %.1f s behind real time (rate too high for "
                             "this process?)", lag_s)
-            if len(events) >= batch:
-                await asyncio.sleep(0)
-                continue
-        delay = (market.next_emit_ns() - time.time_ns()) / 1e9
+        if len(fev) >= batch or len(sev) >= batch:
+            await asyncio.sleep(0)
+            continue
+        wake = min(market.next_emit_ns(), min(v.next_due_ms() for v in venues) * 1_000_000)
+        delay = (wake - clock()) / 1e9
         await asyncio.sleep(min(max(delay, min_sleep), max_sleep))
 
 
@@ -199,73 +174,130 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                 ping_interval: float | None = 180.0, ping_timeout: float | None = 600.0,
                 max_send_buffer: int = 8 << 20, market: Market | None = None,
                 min_sleep: float = 0.002, max_sleep: float = 0.05, batch: int = 2000,
-                heartbeat=None) -> None:
-    """Run the futures server on `settings.sim_host`:`settings.sim_port` until `stop` is set.
+                heartbeat=None, spot_port: int | None = None,
+                spot_ready: asyncio.Future | None = None,
+                spot_ping_interval: float | None = 20.0, spot_ping_timeout: float | None = 60.0,
+                clock: Callable[[], int] | None = None) -> None:
+    """Run both venues on `settings.sim_host` until `stop` is set.
 
-    port: overrides `settings.sim_port` (0 lets the OS pick). ready: a future set to the bound
-    port once listening. on_sent(stream, key, ts_ns): called right after each frame is handed to
-    the transports (key: aggTrade `a`, bookTicker `u`; ts_ns: time.time_ns()). market: a Market to
-    run instead of `Market.from_settings(settings, now)`. heartbeat(counters): called every 0.5 s.
+    port / spot_port: override `settings.sim_port` / `settings.sim_spot_port` (0: the OS picks).
+    ready / spot_ready: futures set to the bound futures / spot port once listening.
+    on_sent(stream, key, ts_ns): called right after each futures frame is handed to the
+    transports (key: aggTrade `a`, bookTicker and depth `u`, otherwise `E`; ts_ns:
+    time.time_ns()). market: a futures Market to run instead of `Market.from_settings(settings,
+    now)` (the spot market follows it). heartbeat(counters): called every 0.5 s.
+    clock: the venue clock in epoch ns (default time.time_ns); tests shift it to put a kline
+    boundary a few seconds away.
     """
+    clock = clock or time.time_ns
     if market is None:
-        market = Market.from_settings(settings, time.time_ns())
-    codec = binance.FuturesCodec(market.instrument)
-    hub = _Hub(codec, max_send_buffer)
+        market = Market.from_settings(settings, clock())
+    venues = build_venues(settings, market, max_send_buffer=max_send_buffer)
+    fut, spv = venues
+    fut.on_sent = on_sent
     lifetime = float(settings.sim_conn_lifetime_sec)
     stop = stop or asyncio.Event()
+    ports: dict[str, int] = {}
 
-    def process_request(conn: _Conn, request: Request) -> Response | None:
-        rest = binance.rest(request.path, time.time_ns() // 1_000_000)
-        if rest is not None:
-            return _json_response(conn, rest[0], rest[1])
-        parsed = binance.parse_ws_path(request.path)
-        if parsed is None:
-            return conn.respond(404, "Not Found\n")
-        route, comb, streams = parsed
-        conn.session = binance.FuturesSession(route, comb, streams)
-        return None
+    def make_process_request(v: Venue):
+        def process_request(conn: _Conn, request: Request) -> Response | None:
+            path = request.path
+            now_ms = clock() // 1_000_000
+            if path.startswith("/__sim/"):
+                return sim_route(v, conn, request, now_ms)
+            if request.method != "GET":
+                return conn.respond(405, "Method Not Allowed\n")
+            ip = conn.remote_address[0] if conn.remote_address else "?"
+            forced = v.faults.rest_override if v.rest.routes.get(path.partition("?")[0]) else None
+            ans = v.rest.handle(path, ip, now_ms, forced() if forced else None)
+            if ans is not None:
+                return _json_response(conn, ans[0], ans[2], ans[1])
+            if v.futures:
+                parsed = binance.parse_ws_path(path)
+                if parsed is None:
+                    return conn.respond(404, "Not Found\n")
+                route, comb, streams = parsed
+                conn.session = binance.FuturesSession(route, comb, streams)
+            else:
+                parsed = sp.parse_spot_path(path)
+                if parsed is None:
+                    return conn.respond(404, "Not Found\n")
+                conn.session = sp.SpotSession(*parsed)
+            return None
+        return process_request
 
-    async def handler(conn: _Conn) -> None:
-        sess = conn.session
-        assert sess is not None
-        hub.attach(conn)
-        log.info("sim: connection %s %s", conn.remote_address, conn.request.path)
-        try:
-            async with asyncio.timeout(lifetime):
-                async for msg in conn:
+    def sim_route(v: Venue, conn: _Conn, request: Request, now_ms: int) -> Response:
+        p = request.path.partition("?")[0]
+        if p == "/__sim/stats" and request.method == "GET":
+            body = v.stats(now_ms)
+            body["ports"] = ports
+            return _json_response(conn, 200, orjson.dumps(body).decode())
+        if p == "/__sim/fault" and request.method == "POST":
+            try:
+                f = parse_fault(conn.http_body)
+            except FaultError as exc:
+                return _json_response(conn, 400, orjson.dumps({"ok": False, "error": str(exc)}).decode())
+            log.warning("sim: %s fault %s", v.name, f)
+            return _json_response(conn, 200, orjson.dumps(v.apply_fault(f)).decode())
+        return conn.respond(404, "Not Found\n")
+
+    def make_handler(v: Venue):
+        hub = v.hub
+
+        async def handler(conn: _Conn) -> None:
+            sess = conn.session
+            assert sess is not None
+            hub.attach(conn)
+            log.info("sim: %s connection %s %s", v.name, conn.remote_address, conn.request.path)
+            try:
+                async with asyncio.timeout(lifetime):
+                    async for msg in conn:
+                        if conn.limited:
+                            break
+                        reply = sess.handle(msg)
+                        hub.sync(conn)
+                        await conn.send(reply)
                     if conn.limited:
-                        break
-                    reply = sess.handle(msg)
-                    hub.sync(conn)
-                    await conn.send(reply)
-                if conn.limited:
-                    await conn.wait_closed()
-        except TimeoutError:
-            log.info("sim: closing %s after its %.0f s lifetime", conn.remote_address, lifetime)
-            hub.detach(conn)
-            await conn.close(1001, "")
-        except ConnectionClosed:
-            pass
-        finally:
-            hub.detach(conn)
+                        await conn.wait_closed()
+            except TimeoutError:
+                log.info("sim: closing %s after its %.0f s lifetime", conn.remote_address, lifetime)
+                hub.detach(conn)
+                await conn.close(1001, "")
+            except ConnectionClosed:
+                pass
+            finally:
+                hub.detach(conn)
+        return handler
 
-    async with ws_serve(handler, settings.sim_host, settings.sim_port if port is None else port,
-                        process_request=process_request, create_connection=_Conn,
-                        compression=None, ping_interval=ping_interval, ping_timeout=ping_timeout,
-                        server_header=None, logger=logging.getLogger("sim.ws")) as server:
-        bound = server.sockets[0].getsockname()[1]
-        log.info("sim: Binance futures on ws://%s:%d (/public, /market, /fapi/v1)",
-                 settings.sim_host, bound)
-        if ready is not None and not ready.done():
-            ready.set_result(bound)
-        task = asyncio.create_task(_market_loop(market, hub, on_sent, min_sleep=min_sleep,
+    def ws(v: Venue, p: int, pi, pt):
+        return ws_serve(make_handler(v), settings.sim_host, p,
+                        process_request=make_process_request(v), create_connection=_Conn,
+                        compression=None, ping_interval=pi, ping_timeout=pt, server_header=None,
+                        logger=logging.getLogger("sim.ws"))
+
+    fport = settings.sim_port if port is None else port
+    sport = settings.sim_spot_port if spot_port is None else spot_port
+    async with ws(fut, fport, ping_interval, ping_timeout) as fsrv, \
+            ws(spv, sport, spot_ping_interval, spot_ping_timeout) as ssrv:
+        ports["futures"] = fsrv.sockets[0].getsockname()[1]
+        ports["spot"] = ssrv.sockets[0].getsockname()[1]
+        log.info("sim: Binance futures on ws://%s:%d (/public, /market, /fapi/v1), spot on "
+                 "ws://%s:%d (/ws, /stream, /api/v3)", settings.sim_host, ports["futures"],
+                 settings.sim_host, ports["spot"])
+        for fut_ready, name in ((ready, "futures"), (spot_ready, "spot")):
+            if fut_ready is not None and not fut_ready.done():
+                fut_ready.set_result(ports[name])
+        task = asyncio.create_task(_market_loop(market, venues, clock, min_sleep=min_sleep,
                                                 max_sleep=max_sleep, batch=batch))
         stop_wait = asyncio.create_task(stop.wait())
 
         async def beat() -> None:
             while True:
-                heartbeat({"frames_sent": hub.frames_sent, "connections": len(hub.conns),
-                           "dropped_slow": hub.dropped_slow, "trades": market.n_trades})
+                heartbeat({"frames_sent": fut.hub.frames_sent, "connections": len(fut.hub.conns),
+                           "dropped_slow": fut.hub.dropped_slow, "trades": market.n_trades,
+                           "spot_frames_sent": spv.hub.frames_sent,
+                           "spot_connections": len(spv.hub.conns),
+                           "spot_trades": spv.market.n_trades})
                 await asyncio.sleep(0.5)
 
         beat_task = asyncio.create_task(beat()) if heartbeat is not None else stop_wait
@@ -276,10 +308,12 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
         finally:
             for t in (task, stop_wait, beat_task):
                 t.cancel()
-            server.close()
-            await server.wait_closed()
-    log.info("sim: stopped (%d frames sent, %d slow consumers dropped)", hub.frames_sent,
-             hub.dropped_slow)
+            fsrv.close()
+            ssrv.close()
+            await fsrv.wait_closed()
+            await ssrv.wait_closed()
+    log.info("sim: stopped (futures %d, spot %d frames sent; %d slow consumers dropped)",
+             fut.hub.frames_sent, spv.hub.frames_sent, fut.hub.dropped_slow + spv.hub.dropped_slow)
 
 
 def main(settings) -> None:

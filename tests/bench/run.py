@@ -38,12 +38,13 @@ def bench_latency(seconds: float, rate: float) -> dict:
     from config.settings import load_settings
     prefix = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-"))
-    env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()),
+    env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
                ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
                SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}")
     s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
-        "SHM_PREFIX", "SIM_PORT", "SIM_TRADE_RATE", "FUTURES_WS", "ZMQ_XSUB_URL", "ZMQ_PUB_URL")})
+        "SHM_PREFIX", "SIM_PORT", "SIM_SPOT_PORT", "SIM_TRADE_RATE", "FUTURES_WS", "ZMQ_XSUB_URL",
+        "ZMQ_PUB_URL")})
     sent: dict[int, int] = {}
 
     def on_sent(stream: str, key: int, ts_ns: int) -> None:

@@ -33,7 +33,8 @@ async def sim(rate: float = 400.0, **serve_kw):
     settings = Settings(sim_trade_rate=rate, **settings_kw)
     ready = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, port=0, ready=ready, stop=stop, **serve_kw))
+    task = asyncio.create_task(serve(settings, port=0, spot_port=0, ready=ready, stop=stop,
+                                     **serve_kw))
     done, _ = await asyncio.wait({ready, task}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()

@@ -1,0 +1,275 @@
+"""Fault injection for the built-in exchange: the fault state, frame corruption, a client helper.
+
+The state and corruption are pure (times come in as arguments); actors/sim/server.py applies them
+to what it sends and exposes them on a sim-only HTTP route of each venue port (not a venue route):
+
+    POST /__sim/fault   body: one JSON object, answered {"ok": true, "kind": .., ...}
+                        or 400 {"ok": false, "error": ".."}
+    GET  /__sim/stats   counters (see server.py `_Venue.stats`)
+
+Kinds (a fault applies to the venue of the port it is posted to):
+- {"kind":"stall","seconds":S[,"stream":NAME]}: no data frame (of NAME, or of any stream) is sent
+  for S seconds; connections stay open, pings and pongs and method replies still flow. Frames
+  generated meanwhile are not sent: lost, as in a venue stall.
+- {"kind":"drop"}: every connection is aborted now (TCP reset, no close frame).
+- {"kind":"disconnect"}: every connection is closed with code 1001, as at the venue's 24 h limit.
+- {"kind":"malformed","count":N[,"stream":NAME]}: the next N data frames (of NAME, or of any
+  stream that has a receiver) are replaced by corrupted ones, in a fixed cycle: truncated JSON,
+  non-JSON text, a wrong type (a number field becomes "abc"), a missing required field. The data
+  they replaced is lost. Every variant fails actors.venues.binance.parse_frame with FrameError.
+- {"kind":"gap","count":N}: the venue's next aggTrade id (and trade id) jump by N (the next frame's
+  `a` is the previous one's + N + 1), and the next frame of every futures depth stream has a `pu`
+  that is not the previous frame's `u` (once).
+- {"kind":"rest429","count":N,"retry_after":S} / {"kind":"rest418",...}: the next N REST calls (venue
+  routes) are answered 429 / 418 with `Retry-After: S` and the venue's -1003 body.
+- {"kind":"clear"}: cancels every active fault (stalls, pending corruptions, pending REST answers)
+  and lifts a REST ban.
+
+Invariants: counts are consumed exactly (a corrupted frame is one frame on one stream, whatever the
+number of receivers); a stall never touches control frames; `clear` leaves nothing pending.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import orjson
+
+KINDS = ("stall", "drop", "disconnect", "malformed", "gap", "rest429", "rest418", "clear")
+SEND, STALLED, CORRUPT = 0, 1, 2
+
+
+class FaultError(ValueError):
+    """A fault request that cannot be applied (answered 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: str
+    seconds: float = 0.0
+    stream: str | None = None
+    count: int = 0
+    retry_after: int = 0
+
+
+def parse_fault(body: bytes | str) -> Fault:
+    """Validate a POST /__sim/fault body."""
+    try:
+        d = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FaultError(f"body is not JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise FaultError("body must be a JSON object")
+    kind = d.get("kind")
+    if kind not in KINDS:
+        raise FaultError(f"kind must be one of {list(KINDS)}")
+    unknown = set(d) - {"kind", "seconds", "stream", "count", "retry_after"}
+    if unknown:
+        raise FaultError(f"unknown field(s) {sorted(unknown)}")
+    stream = d.get("stream")
+    if stream is not None and (not isinstance(stream, str) or not stream):
+        raise FaultError("stream must be a non-empty string")
+
+    def num(name, default, *, integer=False, minimum=0):
+        v = d.get(name, default)
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if v is None or isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum:
+            raise FaultError(f"{name} must be a {'whole ' if integer else ''}number >= {minimum}")
+        return v
+
+    if kind == "stall":
+        return Fault(kind, seconds=float(num("seconds", None)), stream=stream)
+    if kind == "malformed":
+        return Fault(kind, count=num("count", None, integer=True, minimum=1), stream=stream)
+    if kind == "gap":
+        return Fault(kind, count=num("count", 1, integer=True, minimum=1))
+    if kind in ("rest429", "rest418"):
+        return Fault(kind, count=num("count", 1, integer=True, minimum=1),
+                     retry_after=num("retry_after", 1, integer=True))
+    return Fault(kind)
+
+
+class FaultState:
+    """The active faults of one venue (see the module docstring). Times: seconds (monotonic)."""
+
+    def __init__(self):
+        self._stall_all = 0.0
+        self._stall: dict[str, float] = {}
+        self._bad_all = 0
+        self._bad: dict[str, int] = {}
+        self._n_corrupt = 0                   # position in the corruption cycle
+        self.depth_gap_epoch = 0              # +1 per gap: each depth stream breaks `pu` once
+        self.gap_size = 0
+        self.rest_forced: list[list[int]] = []   # [status, count, retry_after]
+        self.applied: dict[str, int] = {k: 0 for k in KINDS}
+        self.active = False                   # any stall or pending corruption (fast path)
+
+    def apply(self, f: Fault, now_s: float) -> None:
+        """Record a state fault (stall, malformed, gap, rest*, clear); the I/O ones (drop,
+        disconnect) and the market side of gap are the server's."""
+        self.applied[f.kind] += 1
+        if f.kind == "stall":
+            until = now_s + f.seconds
+            if f.stream is None:
+                self._stall_all = max(self._stall_all, until)
+            else:
+                self._stall[f.stream] = max(self._stall.get(f.stream, 0.0), until)
+        elif f.kind == "malformed":
+            if f.stream is None:
+                self._bad_all += f.count
+            else:
+                self._bad[f.stream] = self._bad.get(f.stream, 0) + f.count
+        elif f.kind == "gap":
+            self.depth_gap_epoch += 1
+            self.gap_size = f.count
+        elif f.kind in ("rest429", "rest418"):
+            self.rest_forced.append([429 if f.kind == "rest429" else 418, f.count, f.retry_after])
+        elif f.kind == "clear":
+            self._stall_all = 0.0
+            self._stall.clear()
+            self._bad_all = 0
+            self._bad.clear()
+            self.rest_forced.clear()
+        self._refresh(now_s)
+
+    def _refresh(self, now_s: float) -> None:
+        self.active = bool(self._stall_all > now_s or self._stall or self._bad_all or self._bad)
+
+    def verdict(self, stream: str, now_s: float) -> int:
+        """SEND, STALLED (not sent, lost) or CORRUPT (send `corrupt(...)` instead) for the next
+        frame of `stream` (only asked when some connection receives it)."""
+        if self._stall_all > now_s:
+            return STALLED
+        until = self._stall.get(stream)
+        if until is not None:
+            if until > now_s:
+                return STALLED
+            del self._stall[stream]
+        n = self._bad.get(stream)
+        if n:
+            if n == 1:
+                del self._bad[stream]
+            else:
+                self._bad[stream] = n - 1
+            self._refresh(now_s)
+            return CORRUPT
+        if self._bad_all:
+            self._bad_all -= 1
+            self._refresh(now_s)
+            return CORRUPT
+        self._refresh(now_s)
+        return SEND
+
+    def next_corruption(self) -> int:
+        i = self._n_corrupt
+        self._n_corrupt = i + 1
+        return i % 4
+
+    def rest_override(self) -> tuple[int, int] | None:
+        """(status, retry_after) for the next REST call if one is forced, else None."""
+        if not self.rest_forced:
+            return None
+        entry = self.rest_forced[0]
+        entry[1] -= 1
+        if entry[1] <= 0:
+            self.rest_forced.pop(0)
+        return entry[0], entry[2]
+
+    def describe(self, now_s: float) -> dict:
+        stalls = {s: round(t - now_s, 3) for s, t in self._stall.items() if t > now_s}
+        if self._stall_all > now_s:
+            stalls["*"] = round(self._stall_all - now_s, 3)
+        bad = dict(self._bad)
+        if self._bad_all:
+            bad["*"] = self._bad_all
+        return {"applied": dict(self.applied), "stall_sec_left": stalls, "malformed_pending": bad,
+                "rest_pending": [{"status": s, "count": c, "retry_after": r}
+                                 for s, c, r in self.rest_forced]}
+
+
+# --- corruption ------------------------------------------------------------------------------
+# Per frame shape: a field to give a wrong type and a required field to remove. The removed field
+# is never one the parser recognises a raw frame by (`e`, spot `u`/`lastUpdateId`), so the frame
+# is still taken for what it is and then fails, rather than being skipped as unknown.
+_WRONG = {"aggTrade": ("p",), "bookTicker": ("b",), "markPriceUpdate": ("p",),
+          "forceOrder": ("o", "q"), "kline": ("k", "o"), "depthUpdate": ("u",)}
+_MISSING = {"aggTrade": "p", "bookTicker": "b", "markPriceUpdate": "p", "forceOrder": "o",
+            "kline": "k", "depthUpdate": "U"}
+
+
+def _shape(d: dict) -> str:
+    e = d.get("e")
+    if isinstance(e, str):
+        return e
+    if "lastUpdateId" in d:
+        return "spotDepth"
+    return "bookTicker"
+
+
+def _wrong_type(d: dict) -> dict:
+    shape = _shape(d)
+    if shape == "spotDepth":
+        d["bids"] = [["abc", "1.00000000"]] + d["bids"][1:]
+        return d
+    path = _WRONG.get(shape, ("p",))
+    tgt = d
+    for k in path[:-1]:
+        tgt = tgt[k]
+    tgt[path[-1]] = "abc"
+    return d
+
+
+def _missing(d: dict) -> dict:
+    shape = _shape(d)
+    d.pop("bids" if shape == "spotDepth" else _MISSING.get(shape, "p"), None)
+    return d
+
+
+def corrupt(variant: int, stream: str, payload: str) -> tuple[str, str]:
+    """(raw frame, combined frame) replacing `payload` on `stream`; variant in 0..3."""
+    comb = f'{{"stream":"{stream}","data":{payload}}}'
+    if variant == 0:          # truncated mid-frame
+        return payload[: max(1, len(payload) // 2)], comb[: max(1, len(comb) // 2)]
+    if variant == 1:          # not JSON at all (what a broken proxy might pass on)
+        junk = "\x00\x1b[0m<html><body>502 Bad Gateway</body></html>"
+        return junk, junk
+    d = orjson.loads(payload)
+    d = _wrong_type(d) if variant == 2 else _missing(d)
+    raw = orjson.dumps(d).decode()
+    return raw, f'{{"stream":"{stream}","data":{raw}}}'
+
+
+# --- client helper (tests, tools) ------------------------------------------------------------
+def inject(base_url: str, kind: str, timeout: float = 5.0, **params) -> dict:
+    """POST a fault to a sim port (`http://127.0.0.1:<port>`); returns the JSON answer."""
+    import httpx
+    r = httpx.post(f"{base_url.rstrip('/')}/__sim/fault", json={"kind": kind, **params},
+                   timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+async def ainject(base_url: str, kind: str, timeout: float = 5.0, **params) -> dict:
+    """`inject` for asyncio code."""
+    import httpx
+    async with httpx.AsyncClient(timeout=timeout) as c:
+        r = await c.post(f"{base_url.rstrip('/')}/__sim/fault", json={"kind": kind, **params})
+    r.raise_for_status()
+    return r.json()
+
+
+def stats(base_url: str, timeout: float = 5.0) -> dict:
+    """GET /__sim/stats of a sim port."""
+    import httpx
+    r = httpx.get(f"{base_url.rstrip('/')}/__sim/stats", timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+async def astats(base_url: str, timeout: float = 5.0) -> dict:
+    """`stats` for asyncio code."""
+    import httpx
+    async with httpx.AsyncClient(timeout=timeout) as c:
+        r = await c.get(f"{base_url.rstrip('/')}/__sim/stats")
+    r.raise_for_status()
+    return r.json()
