@@ -90,15 +90,34 @@ def test_system_end_to_end(system):
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
     # --- CVD between two features messages equals the signed volume received in between ------
-    pump(lambda: len(features) >= 2 and features[-1]["venues"]["futures"]["cvd"]["last_trade_id"]
-         > features[0]["venues"]["futures"]["cvd"]["last_trade_id"] and features[0]["venues"]["futures"]
-         ["cvd"]["last_trade_id"] >= trades[0]["trade_id"], 20, "two features messages with new trades")
-    f1, f2 = features[0]["venues"]["futures"]["cvd"], features[-1]["venues"]["futures"]["cvd"]
+    def cvd_of(f):
+        return f["venues"]["futures"]["cvd"]
+
+    def pair():
+        covered = [f for f in features if (cvd_of(f)["last_trade_id"] or 0) >= trades[0]["trade_id"]]
+        if len(covered) >= 2 and cvd_of(covered[-1])["last_trade_id"] > cvd_of(covered[0])["last_trade_id"]:
+            return cvd_of(covered[0]), cvd_of(covered[-1])
+        return None
+
+    pump(pair, 20, "two features messages with new trades, both covered by received ticks")
+    f1, f2 = pair()
     pump(lambda: trades[-1]["trade_id"] >= f2["last_trade_id"], 10, "the ticks up to f2")
     signed = sum(t["qty"] * t["side"] for t in trades
                  if f1["last_trade_id"] < t["trade_id"] <= f2["last_trade_id"])
     assert f2["cvd"] - f1["cvd"] == pytest.approx(signed, abs=1e-9 * max(1.0, abs(f2["cvd"])))
+    # --- the rest of the system: spot in the features, every actor in /metrics ----------------
     latest = system.get("/latest/features").json()
+    assert latest["venues"]["spot"]["book"]["mid"] > 0
+    spread_bps = abs(latest["venues"]["futures"]["book"]["mid"] / latest["venues"]["spot"]["book"]["mid"] - 1) * 1e4
+    assert spread_bps < 50, "sim basis should be a few bps"
+    metrics = system.get("/metrics").text
+    for actor in ("bus", "feed_futures", "feed_spot", "context", "compute", "api", "sim"):
+        assert f'tdc_actor_up{{actor="{actor}"}} 1.0' in metrics, actor
+    assert 'tdc_feed_stream_records_total{actor="feed_spot",stream="trade"}' in metrics
+    ctx = system.health()[1]["actors"]["context"]["counters"]
+    # (context may start before the sim listens: refused connections are retried, not fatal)
+    assert ctx["bootstrapped"] == len(system.settings().context_tfs) and ctx["banned"] == 0
+    assert ctx["klines_appended"] >= len(system.settings().context_tfs) * 100
     assert latest["venues"]["futures"]["cvd"]["cvd"] is not None
     assert latest["tick"] >= features[-1]["tick"]
 

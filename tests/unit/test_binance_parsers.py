@@ -574,7 +574,7 @@ def test_every_kind_assigns_into_its_dtype():
         "mark": MARK_FRAME, "liquidation": LIQ_FRAME, "depth": frame("spot_depth20_100ms.json"),
         "kline": frame("spot_kline_1m_closed.json"),
     }
-    assert set(samples) == set(DTYPES)
+    assert set(samples) == {k for k in DTYPES if not k.startswith(("poly_", "chainlink"))}
     for kind, f in samples.items():
         d = parse_frame(f, RECV)
         assert d.kind == kind
