@@ -27,7 +27,9 @@ def test_context_bootstrap_survives_rest_fault(tmp_path, kind, status):
             st.hb("context")), 30, "the bootstrap after the fault\n" + st.logs())
         rest = hb["rest"]
         assert rest["errors"].get(status) == 1, rest
-        assert rest["paused_ms"] >= 2000, "Retry-After (2 s) was not honoured"
+        # the pause is timed from just after the response arrived: allow scheduling noise; the exact
+        # proof that nothing was sent during the back-off is the sim's answer count below
+        assert rest["paused_ms"] >= 1900, "Retry-After (2 s) was not honoured"
         if status == "418":
             assert rest["bans"] == 1
         answers = stats(st.futures_url)["rest"]["answers"]
