@@ -39,6 +39,10 @@ class WsClosed(ConnectionError):
         self.code, self.reason = code, reason
 
 
+class HandshakeRefused(ConnectionError):
+    """The server answered the upgrade with something other than 101 (e.g. 404, 429, 503)."""
+
+
 class FastWebSocket(asyncio.Protocol):
     def __init__(self, url: str, on_frames: OnFrames, max_size: int):
         self.url = url
@@ -49,6 +53,8 @@ class FastWebSocket(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future = loop.create_future()
         self.closed: asyncio.Future = loop.create_future()
+        # the end of a link is often learnt by polling, not awaiting: never warn it went unread
+        self.closed.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._head = bytearray()        # handshake bytes until the end of the response headers
         self._buf = bytearray()
         self._frag: list[bytes] | None = None
@@ -70,6 +76,10 @@ class FastWebSocket(asyncio.Protocol):
             if end < 0:
                 return
             head, rest = bytes(self._head[:end + 4]), bytes(self._head[end + 4:])
+            status = head.split(b"\r\n", 1)[0].decode("latin-1")
+            if status.split(" ")[1:2] != ["101"]:
+                self._fail_open(HandshakeRefused(f"{self.url}: {status}"))
+                return
             self._head.clear()
             self.proto.receive_data(head)
             events = self.proto.events_received()
