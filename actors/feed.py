@@ -59,9 +59,15 @@ class ConnPlan:
     name: str                  # e.g. "market", "public"
     url: str
     streams: tuple[str, ...]   # venue stream names carried by this connection
+    subscribe: tuple[bytes, ...] = ()   # text messages sent right after each (re)connect
 
 
 class Venue(Protocol):
+    """What a venue module provides. Optional attributes: SYMBOL (the instrument name in ring and
+    topic names, default settings.symbol), TOPIC_KINDS (record kind -> topic/ring kind, default the
+    kind itself), KEEPALIVE ((interval_sec, text) sent while connected, for venues that want an
+    application-level ping). parse_frame may return Decoded("batch", "", [Decoded, ...]) for a
+    frame that carries several records."""
     VENUE: str
 
     def plan(self, settings: Settings) -> list[ConnPlan]: ...
@@ -183,6 +189,7 @@ class _Link:
         self.first_key: dict[str, object] = {}  # stream -> key of its first record (successor)
         self.held: list | None = [] if held else None   # successor: held back until the switch
         self.task: asyncio.Future | None = None  # resolves (with an error) when the link ends
+        self.ping_due = 0.0                      # monotonic time of the next keepalive
 
 
 class Feed:
@@ -223,11 +230,13 @@ class Feed:
 
     def _sink(self, kind: str) -> Sink:
         if kind not in self.sinks:
+            symbol = getattr(self.venue, "SYMBOL", None) or self.s.symbol
+            name = getattr(self.venue, "TOPIC_KINDS", {}).get(kind, kind)
             ring = RingWriter(self.s.shm_dir,
-                              ring_name(self.s.shm_prefix, self.s.symbol, self.venue.VENUE, kind),
+                              ring_name(self.s.shm_prefix, symbol, self.venue.VENUE, name),
                               DTYPES[kind], self.s.ring_capacity)
             sink = self.sinks[kind] = Sink(
-                kind, ring, tick_topic(self.venue.VENUE, kind, self.s.symbol).encode())
+                kind, ring, tick_topic(self.venue.VENUE, name, symbol).encode())
             if not ring.created:
                 # a restarted feed: whatever happened while it was down is unknown
                 sink.mark_gap(self.pub, "restart")
@@ -256,7 +265,7 @@ class Feed:
                 continue
             sink = sinks.get(d.stream)
             if sink is None or d.kind != sink.kind:
-                self._other(conn, d, frame)
+                self._other(conn, d, frame, link)
                 continue
             if seen is not None:
                 seen[d.stream] = ts_recv_ns
@@ -277,8 +286,30 @@ class Feed:
                      link: _Link | None = None) -> None:
         self.handle_frames(conn, [frame], ts_recv_ns, link)
 
-    def _other(self, conn: ConnState, d, frame: bytes) -> None:
-        if d.kind == "ack":
+    def handle_decoded(self, conn: ConnState, decoded: list, frame: bytes, link: _Link | None) -> None:
+        """The records of a batch frame, through the same routing as single-record frames."""
+        for d in decoded:
+            sink = self.stream_sink.get(d.stream)
+            if sink is None or d.kind != sink.kind:
+                self._other(conn, d, frame, link)
+                continue
+            ts = d.rec[1]
+            if link is not None:
+                link.seen[d.stream] = ts
+                if link.held is not None:
+                    if d.stream not in link.first_key:
+                        link.first_key[d.stream] = sink.key(d.rec)
+                    link.held.append((frame, ts, sink, d.rec))
+                    continue
+            try:
+                sink.accept(d.rec, self.pub)
+            except (ValueError, TypeError, OverflowError) as exc:
+                self._unstorable(sink, exc, frame)
+
+    def _other(self, conn: ConnState, d, frame: bytes, link: _Link | None = None) -> None:
+        if d.kind == "batch":           # several records in one frame (not Binance's hot path)
+            self.handle_decoded(conn, d.rec, frame, link)
+        elif d.kind in ("ack", "control"):
             self.acks += 1
         elif d.kind == "error":
             self.venue_errors += 1
@@ -302,6 +333,9 @@ class Feed:
             open_timeout=10)
         link.opened_ns = time.time_ns()
         link.task = link.ws.closed
+        for msg in conn.plan.subscribe:
+            link.ws.send_text(msg)
+        link.ping_due = time.monotonic()
         return link
 
     async def run_connection(self, conn: ConnState) -> None:
@@ -350,12 +384,16 @@ class Feed:
 
     async def _supervise(self, conn: ConnState, link: _Link) -> _Link:
         """Watch one live link; return its successor after a rotation, raise when it closes."""
+        keepalive = getattr(self.venue, "KEEPALIVE", None)
         while True:
             done, _ = await asyncio.wait({link.task}, timeout=0.5)
             if done:
                 link.task.result()           # raises ConnectionClosed (or a bug: let it show)
             if self._stop.is_set():
                 return link
+            if keepalive is not None and time.monotonic() >= link.ping_due:
+                link.ws.send_text(keepalive[1])
+                link.ping_due = time.monotonic() + keepalive[0]
             reason, lost = self._rotation_reason(conn, link)
             if reason is None:
                 continue
