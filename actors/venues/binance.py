@@ -325,6 +325,18 @@ _PUBLIC_BASES = frozenset(("bookTicker", "depth", "depth5", "depth10", "depth20"
 _MARKET_BASES = frozenset(("aggTrade", "trade", "markPrice", "forceOrder"))
 
 
+def max_silence_sec(stream: str, settings, quiet: dict[str, float | None]) -> float | None:
+    """Longest normal silence of a stream (s); `quiet` gives it per record kind (None: may be
+    silent for minutes). bookTicker follows FEED_STALE_SEC; trades get three times that, since BTC
+    trades every few ms and a symbol that quiet is not what we collect."""
+    kind = stream_kind(stream)
+    if kind == "quote":
+        return settings.feed_stale_sec
+    if kind == "trade":
+        return 3 * settings.feed_stale_sec
+    return quiet.get(kind)
+
+
 def futures_route(stream_name: str) -> str:
     """The USD-M route a stream must be subscribed on.
 

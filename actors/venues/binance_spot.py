@@ -35,9 +35,4 @@ def plan(settings: Settings) -> list[ConnPlan]:
 
 
 def max_silence_sec(stream: str, settings: Settings) -> float | None:
-    kind = stream_kind(stream)
-    if kind == "quote":
-        return settings.feed_stale_sec
-    if kind == "trade":    # BTC trades every few ms; a symbol this quiet is not what we collect
-        return 3 * settings.feed_stale_sec
-    return _SILENCE.get(kind)
+    return binance.max_silence_sec(stream, settings, _SILENCE)

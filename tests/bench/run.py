@@ -28,6 +28,16 @@ from tests.e2e.harness import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _stop_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def _pcts(lat_ns: np.ndarray) -> dict:
     us = lat_ns / 1e3
     return {"n": len(us), "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
@@ -79,13 +89,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
     finally:
         loop.call_soon_threadsafe(stop.set)
         th.join(10)
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop_all(procs)
         from ipc.shm import unlink_prefix
         unlink_prefix(s.shm_dir, prefix)
     out = {}
@@ -172,13 +176,7 @@ def bench_ingest(n: int, subscriber: bool = True) -> dict:
         out["ratio"] = out["feed"]["rate"] / out["bare"]["rate"]
         out["subscriber"] = subscriber
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop_all(procs)
         unlink_prefix(s.shm_dir, prefix)
     return out
 
