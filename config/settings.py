@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     polymarket_max_spread_bps: float = Field(500.0, gt=0)
     polymarket_min_depth: float = Field(50.0, ge=0)
     poly_up_is_yes: bool = True
+    polymarket_reconcile_sec: float = Field(30.0, gt=0)    # REST /book cross-check period
 
     # --- decisions -----------------------------------------------------------------------
     slice_usd: float = Field(10.0, gt=0)
@@ -120,6 +121,24 @@ class Settings(BaseSettings):
 
     # --- features ------------------------------------------------------------------------
     bar_late_grace_ms: int = Field(250, ge=0)
+    rvol_bars: int = Field(20, ge=1)                  # RVOL baseline: mean volume of this many bars
+    vol_halflife_fast_sec: float = Field(30.0, gt=0)  # fast EWMA half-life of 1 s log returns
+    vol_halflife_slow_sec: float = Field(300.0, gt=0)  # slow EWMA half-life of 1 s log returns
+    vol_blend_fast_weight: float = Field(0.5, ge=0, le=1)  # sigma_blend = w*fast + (1-w)*slow
+    vol_warmup_samples: int = Field(30, ge=1)         # 1 s returns before any sigma is published
+    impulse_horizon_sec: float = Field(10.0, gt=0)    # impulse: return over this many seconds
+    impulse_z_threshold: float = Field(3.0, gt=0)     # impulse flagged when |z| exceeds this
+    basis_max_age_ms: float = Field(2000.0, gt=0)     # basis: max age of each venue's quote
+    mark_max_age_ms: float = Field(5000.0, gt=0)      # premium/funding: max age of the mark record
+    liq_window_sec: float = Field(300.0, gt=0)        # liquidations: rolling window
+    liq_large_usd: float = Field(100_000.0, ge=0)     # a liquidation this large (USD) is flagged
+    liq_large_keep: int = Field(10, ge=1)             # how many large liquidations are listed
+    bias_ema_n: int = Field(20, ge=1)                 # bias: EMA and ATR length, in klines
+    bias_k: float = Field(1.0, gt=0)                  # bias: tanh gain on (close - EMA)/ATR
+    # bias: per-timeframe weights, tf:weight comma-separated
+    bias_weights: str = Field("1m:1,5m:1,15m:1,1h:1,4h:1",
+                              pattern=(r"^\s*\d+[smhdw]\s*:\s*\d+(\.\d+)?\s*"
+                                       r"(,\s*\d+[smhdw]\s*:\s*\d+(\.\d+)?\s*)*$"))
 
     # --- the built-in exchange (sim) -----------------------------------------------------
     sim_host: str = "127.0.0.1"
@@ -134,6 +153,16 @@ class Settings(BaseSettings):
     sim_spot_trade_ratio: float = Field(0.5, gt=0, le=10)   # spot taker rate / futures taker rate
     sim_rest_ban_sec: float = Field(120.0, gt=0)    # REST IP ban (418) after ignoring a 429
     sim_liquidation_rate: float = Field(0.03, gt=0, le=100)   # liquidations/s on a calm tape
+    # Polymarket (Gamma, CLOB REST + market WS) and RTDS, one port (actors/sim/poly_server.py)
+    sim_poly_port: int = Field(9102, ge=1024, le=65000)
+    sim_poly_update_rate: float = Field(6.0, gt=0, le=1000)   # book changes/s per live window
+    sim_poly_trade_rate: float = Field(0.3, gt=0, le=100)     # trades/s per live window
+    # Gamma publishes priceToBeat this long after the window start, and resolves this long after its end
+    sim_poly_meta_delay_sec: float = Field(10.0, ge=0)
+    sim_poly_twap: bool = True                      # markets settle on the 60 s Chainlink TWAP
+    sim_poly_market_resolved: bool = False          # send market_resolved (the venue was seen not to)
+    sim_poly_idle_sec: float = Field(60.0, gt=0)    # CLOB WS: close a client silent this long
+    sim_rtds_idle_sec: float = Field(10.0, gt=0)    # RTDS: close a client silent this long
 
     @field_validator("context_tfs", "taapi_tfs", "health_required", mode="before")
     @classmethod
