@@ -8,6 +8,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -50,7 +51,7 @@ class ShmView:
     def __init__(self, settings: Settings):
         self.s = settings
         self.blocks = {n: StateBlock(settings.shm_dir, settings.shm_prefix, n)
-                       for n in ("features", "bars", "quality")}
+                       for n in ("features", "bars", "quality", "polymarket")}
         self.registry = Registry(settings.shm_dir, settings.shm_prefix)
 
     def raw(self, name: str) -> bytes | None:
@@ -156,6 +157,69 @@ class BookResource:
                       "quote_age_ms": v["quote_age_ms"]}
 
 
+MAX_BODY_BYTES = 4096
+CONTROL_TIMEOUT_MS = 2000
+
+
+class AnchorResetResource:
+    """POST /control/anchor/reset: body optional `{"anchor_ns": int}` (default: now)."""
+
+    def __init__(self, settings: Settings):
+        self.token = settings.api_token
+        self.url = settings.zmq_control_url
+
+    def on_post(self, req, resp):
+        if not self.token:
+            raise falcon.HTTPForbidden(title="control disabled",
+                                       description="set API_TOKEN to enable /control endpoints")
+        auth = req.get_header("Authorization") or ""
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self.token.encode()):
+            raise falcon.HTTPUnauthorized(title="bad token", description="Authorization: Bearer <API_TOKEN>",
+                                          challenges=["Bearer"])
+        length = req.content_length or 0
+        if length > MAX_BODY_BYTES:
+            raise falcon.HTTPContentTooLarge(title="body too large",
+                                             description=f"at most {MAX_BODY_BYTES} bytes")
+        raw = req.bounded_stream.read(MAX_BODY_BYTES + 1) if length else b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise falcon.HTTPContentTooLarge(title="body too large", description=f"at most {MAX_BODY_BYTES} bytes")
+        anchor = None
+        if raw.strip():
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise falcon.HTTPBadRequest(title="bad JSON", description="the body must be a JSON object")
+            if not isinstance(body, dict) or set(body) - {"anchor_ns"}:
+                raise falcon.HTTPBadRequest(title="bad body", description='expected {"anchor_ns": int} or nothing')
+            anchor = body.get("anchor_ns")
+            if anchor is not None and (type(anchor) is not int or not 0 <= anchor < 2 ** 63):
+                raise falcon.HTTPBadRequest(title="bad anchor_ns",
+                                            description="anchor_ns must be an integer epoch time in ns")
+        reply = _control({"cmd": "anchor_reset", "anchor_ns": anchor}, self.url)
+        if reply is None:
+            raise falcon.HTTPServiceUnavailable(title="compute did not answer",
+                                                description=f"no reply within {CONTROL_TIMEOUT_MS} ms")
+        if not reply.get("ok"):
+            raise falcon.HTTPBadRequest(title="rejected", description=reply.get("error", ""))
+        resp.media = reply
+
+
+def _control(request: dict, url: str) -> dict | None:
+    """One REQ/REP round trip with a timeout; a fresh socket each time (a timed-out REQ is stuck)."""
+    import zmq
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(url)
+        sock.send(orjson.dumps(request))
+        if not sock.poll(CONTROL_TIMEOUT_MS):
+            return None
+        return orjson.loads(sock.recv())
+    finally:
+        sock.close(0)
+
+
 class MetricsResource:
     def __init__(self, view: ShmView):
         from prometheus_client import CONTENT_TYPE_LATEST
@@ -188,7 +252,9 @@ def create_app(view: ShmView, settings: Settings) -> falcon.App:
     app.add_route("/latest/features", LatestResource(view, "features"))
     app.add_route("/latest/bars", LatestResource(view, "bars"))
     app.add_route("/latest/book", BookResource(view))
+    app.add_route("/latest/polymarket", LatestResource(view, "polymarket"))
     app.add_route("/metrics", MetricsResource(view))
+    app.add_route("/control/anchor/reset", AnchorResetResource(settings))
     return app
 
 

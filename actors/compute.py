@@ -2,9 +2,12 @@
 
 Invariants:
 - the tick is scheduled on absolute deadlines (`k·TICK_MS`), so it never drifts; a tick that ends
-  past the next deadline is counted as an overrun and the schedule skips to the next slot;
+  past the next deadline is counted as an overrun and the schedule skips to the next slot; between
+  ticks the actor answers control requests (ZMQ_CONTROL_URL, REP) and nothing else;
 - each tick reads each ring once from its cursor: work is proportional to what arrived;
 - gap records are counted (quality) and never enter a computation; lapped readers count overruns;
+- an explicit anchor (POST /control/anchor/reset) is kept in the shm block `anchor`, so a restarted
+  compute keeps it; without one, CVD and VWAP anchor at 00:00 UTC;
 - no feature math lives here: it is in actors/features; this module only wires and schedules.
 """
 from __future__ import annotations
@@ -15,16 +18,26 @@ import time
 from collections import deque
 
 import numpy as np
+import orjson
+import zmq
 
 from config.settings import Settings
 from ipc.bus import STATE_TOPIC, Publisher, bar_topic, features_topic
 from ipc.ring import RingReader
-from ipc.schema import DTYPES, FLAG_GAP, ring_name
+from ipc.schema import DTYPES, FLAG_GAP, KLINE, ring_name
 from ipc.state import Heartbeat, Registry, StateBlock
 
 from .features.bars import TF_SEC, BarBuilder
+from .features.basis import Basis
+from .features.bias import Bias
 from .features.book import top_of_book
+from .features.depth import BookImbalance
 from .features.flow import Cvd
+from .features.impulse import Impulse
+from .features.liquidations import Liquidations
+from .features.rvol import Rvol
+from .features.volatility import Volatility
+from .features.vwap import AnchoredVwap
 
 log = logging.getLogger("compute")
 
@@ -33,36 +46,49 @@ KEEP_CLOSED_BARS = 120
 GAP_MEMORY_NS = 30 * 1_000_000_000     # a gap keeps quality DEGRADED this long
 
 
-class VenueState:
-    """Readers and feature state of one venue's trade and quote rings."""
+def _gap_split(recs: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(data records, number of gap records, recv time of the last gap or 0)."""
+    gap = (recs["flags"] & FLAG_GAP) != 0
+    if not gap.any():
+        return recs, 0, 0
+    return recs[~gap], int(gap.sum()), int(recs["ts_recv_ns"][gap][-1])
 
-    def __init__(self, s: Settings, venue: str):
+
+class VenueState:
+    """Readers and feature state of one venue's rings."""
+
+    def __init__(self, s: Settings, venue: str, anchor_ns: int | None):
         self.venue = venue
         mk = lambda kind: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, venue, kind),
                                      DTYPES[kind])
-        self.trades_r, self.quotes_r = mk("trade"), mk("quote")
+        self.trades_r, self.quotes_r, self.depth_r = mk("trade"), mk("quote"), mk("depth")
         grace = s.bar_late_grace_ms * 1_000_000
         self.bars = {tf: BarBuilder(tf, venue, grace) for tf in TF_SEC}
         self.closed = {tf: deque(maxlen=KEEP_CLOSED_BARS) for tf in TF_SEC}
-        self.cvd = Cvd()
+        self.rvol = {tf: Rvol.from_settings(s, tf, venue) for tf in TF_SEC}
+        self.cvd = Cvd(anchor_ns)
+        self.vwap = AnchoredVwap(anchor_ns)
+        self.vol = Volatility.from_settings(s)
+        self.impulse = Impulse.from_settings(s)
+        self.imbalance = BookImbalance.from_settings(s)
+        self.grace_ns = grace
         self.last_trade: np.void | None = None
         self.last_quote: np.void | None = None
         self.latency_ns: int | None = None      # recv − event, to run bar clocks on exchange time
         self.gaps = 0
         self.last_gap_ns = 0
 
-    def _filter(self, recs: np.ndarray) -> np.ndarray:
-        gap = (recs["flags"] & FLAG_GAP) != 0
-        if gap.any():
-            self.gaps += int(gap.sum())
-            self.last_gap_ns = int(recs["ts_recv_ns"][gap][-1])
-            recs = recs[~gap]
+    def _take(self, reader: RingReader) -> np.ndarray:
+        recs, n, last = _gap_split(reader.read())
+        if n:
+            self.gaps += n
+            self.last_gap_ns = max(self.last_gap_ns, last)
         return recs
 
-    def step(self, now_ns: int) -> list[dict]:
-        """Consume new records; return the bars closed by this step."""
-        trades = self._filter(self.trades_r.read())
-        quotes = self._filter(self.quotes_r.read())
+    def step(self, now_ns: int) -> tuple[list[dict], np.ndarray]:
+        """Consume new records; return the bars this step closed and the new quotes."""
+        trades, quotes = self._take(self.trades_r), self._take(self.quotes_r)
+        self.imbalance.update(self._take(self.depth_r))
         closed: list[dict] = []
         if len(quotes):
             self.last_quote = quotes[-1]
@@ -72,21 +98,36 @@ class VenueState:
             self.last_trade = trades[-1]
             self.latency_ns = int(trades[-1]["ts_recv_ns"] - trades[-1]["ts_event_ns"])
             self.cvd.update(trades)
-            for tf, b in self.bars.items():
+            self.vwap.update(trades)
+            self.vol.update(trades)
+            self.impulse.update(trades)
+            for b in self.bars.values():
                 closed.extend(b.update(trades))
         if self.latency_ns is not None:
             clock = now_ns - self.latency_ns
             for b in self.bars.values():
                 closed.extend(b.close_due(clock))
+            self.vol.close_due(clock - self.grace_ns)
         for bar in closed:
             self.closed[bar["tf"]].append(bar)
-        return closed
+        for r in self.rvol.values():
+            r.update(closed)
+        return closed, quotes
+
+    def reset_anchor(self, anchor_ns: int) -> None:
+        self.cvd.reset(anchor_ns)
+        self.vwap.reset(anchor_ns)
 
     def active(self) -> bool:
         return self.last_trade is not None or self.last_quote is not None
 
     def features(self, now_ns: int) -> dict:
-        out: dict = {"cvd": self.cvd.snapshot()}
+        out: dict = {"cvd": self.cvd.snapshot(), "vwap": self.vwap.snapshot(now_ns),
+                     "volatility": self.vol.snapshot(now_ns),
+                     "impulse": self.impulse.snapshot(self.vol.sigma_fast(),
+                                                      now_ns - (self.latency_ns or 0), now_ns),
+                     "rvol": {tf: r.snapshot(now_ns) for tf, r in self.rvol.items()},
+                     "imbalance": self.imbalance.snapshot(now_ns)}
         t = self.last_trade
         if t is not None:
             out.update(last_price=float(t["price"]), last_trade_id=int(t["trade_id"]),
@@ -102,9 +143,10 @@ class VenueState:
         else:
             out.update(book=None, quote_age_ms=None, book_reason="no quote yet")
         out["bars"] = {tf: b.snapshot() for tf, b in self.bars.items()}
+        out["clock_offset_ms"] = self.latency_ns / 1e6 if self.latency_ns is not None else None
         return out
 
-    def quality(self, now_ns: int, stale_ns: int) -> list[str]:
+    def quality(self, now_ns: int, stale_ns: int, max_skew_ns: int) -> list[str]:
         reasons = []
         for name, r, last in (("trade", self.trades_r, self.last_trade),
                               ("quote", self.quotes_r, self.last_quote)):
@@ -116,25 +158,38 @@ class VenueState:
                 reasons.append(f"{self.venue}.{name}: {r.overrun} records overrun")
         if self.last_gap_ns and now_ns - self.last_gap_ns < GAP_MEMORY_NS:
             reasons.append(f"{self.venue}: gap {(now_ns - self.last_gap_ns) / 1e9:.0f}s ago")
+        if self.latency_ns is not None and abs(self.latency_ns) > max_skew_ns:
+            reasons.append(f"{self.venue}: clock skew {self.latency_ns / 1e6:+.0f} ms (receive − exchange time)")
         return reasons
 
 
 class Compute:
-    def __init__(self, s: Settings, pub: Publisher | None = None, registry: Registry | None = None):
+    def __init__(self, s: Settings, pub: Publisher | None = None, registry: Registry | None = None,
+                 ctx: zmq.Context | None = None):
         self.s = s
         self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
         self.hb = Heartbeat(registry or Registry(s.shm_dir, s.shm_prefix), "compute")
-        self.venues = {v: VenueState(s, v) for v in TRADE_VENUES}
+        self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, "anchor", size=4096, writer=True)
+        anchor = (self.anchor_block.read() or {}).get("anchor_ns")
+        self.venues = {v: VenueState(s, v, anchor) for v in TRADE_VENUES}
+        mk = lambda venue, kind: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, venue, kind),
+                                            DTYPES[kind])
+        self.mark_r, self.liq_r = mk("futures", "mark"), mk("futures", "liquidation")
+        self.kline_r = {tf: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "context", f"kline_{tf}"),
+                                       KLINE, from_oldest=True) for tf in s.context_tfs}
+        self.basis = Basis.from_settings(s)
+        self.liqs = Liquidations.from_settings(s, time.time_ns())
+        self.bias = Bias.from_settings(s)
         self.blocks = {name: StateBlock(s.shm_dir, s.shm_prefix, name, writer=True)
                        for name in ("features", "bars", "quality")}
         self.features_topic = features_topic(s.symbol).encode()
+        self.ctx = ctx or zmq.Context.instance()
+        self.control = self.ctx.socket(zmq.REP)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.bind(s.zmq_control_url)
         self.tick_ms = s.tick_ms
-        self.ticks = 0
-        self.overruns = 0
-        self.last_duration_ns = 0
-        self.max_duration_ns = 0
-        self.last_jitter_ns = 0
-        self.bars_published = 0
+        self.ticks = self.overruns = self.bars_published = self.control_requests = 0
+        self.last_duration_ns = self.max_duration_ns = self.last_jitter_ns = 0
         self._quality: dict | None = None
         self._quality_pub_ns = 0
         self._stop = False
@@ -142,13 +197,23 @@ class Compute:
     # --- one tick -------------------------------------------------------------------------
     def tick(self, now_ns: int) -> None:
         for vs in self.venues.values():
-            for bar in vs.step(now_ns):
+            closed, quotes = vs.step(now_ns)
+            for bar in closed:
                 self.pub.publish(bar_topic(bar["tf"], vs.venue, self.s.symbol), dict(bar))
                 self.bars_published += 1
+            (self.basis.update_futures if vs.venue == "futures" else self.basis.update_spot)(quotes)
+        self.basis.update_mark(_gap_split(self.mark_r.read())[0])
+        self.liqs.update(_gap_split(self.liq_r.read())[0])
+        for r in self.kline_r.values():
+            self.bias.update(_gap_split(r.read())[0])
         active = {v: vs for v, vs in self.venues.items() if vs.active()}
         quality = self._quality_doc(now_ns)
         feats = {"symbol": self.s.symbol, "ts_ns": now_ns, "tick": self.ticks,
                  "venues": {v: vs.features(now_ns) for v, vs in active.items()},
+                 "basis": self.basis.snapshot(now_ns), "liquidations": self.liqs.snapshot(now_ns),
+                 "bias": self.bias.snapshot(now_ns),
+                 "anchor": {"anchor_ns": self.venues["futures"].cvd.anchor_ns,
+                            "explicit": self.venues["futures"].cvd.explicit},
                  "quality": {"mode": quality["mode"], "reasons": quality["reasons"]}}
         self.blocks["features"].write(feats)
         self.pub.publish(self.features_topic, feats)
@@ -160,11 +225,14 @@ class Compute:
 
     def _quality_doc(self, now_ns: int) -> dict:
         stale_ns = int(self.s.health_data_stale_sec * 1e9)
+        skew_ns = int(self.s.quality_max_skew_ms * 1e6)
         fut = self.venues["futures"]
-        reasons = fut.quality(now_ns, stale_ns)
+        reasons = fut.quality(now_ns, stale_ns, skew_ns)
         for v, vs in self.venues.items():
             if v != "futures" and vs.active():
-                reasons += vs.quality(now_ns, stale_ns)
+                reasons += vs.quality(now_ns, stale_ns, skew_ns)
+        if self.overruns and self.ticks and self.overruns / self.ticks > 0.01:
+            reasons.append(f"compute: {self.overruns} tick overruns")
         bad = fut.last_trade is None and fut.last_quote is None or any(
             "no data" in r or "stale" in r for r in reasons if r.startswith("futures."))
         mode = "BAD" if bad else ("DEGRADED" if reasons else "OK")
@@ -179,12 +247,39 @@ class Compute:
             self.pub.publish(STATE_TOPIC, doc)
             self._quality, self._quality_pub_ns = q, now_ns
 
+    # --- control ------------------------------------------------------------------------------
+    def handle_control(self, request: bytes) -> dict:
+        """One control request (JSON object with `cmd`); the reply says what was done."""
+        try:
+            req = orjson.loads(request)
+            cmd = req["cmd"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return {"ok": False, "error": "request must be a JSON object with a 'cmd'"}
+        self.control_requests += 1
+        if cmd == "anchor_reset":
+            anchor = req.get("anchor_ns")
+            anchor = time.time_ns() if anchor is None else anchor
+            if not isinstance(anchor, int) or anchor < 0:
+                return {"ok": False, "error": "anchor_ns must be a non-negative integer"}
+            for vs in self.venues.values():
+                vs.reset_anchor(anchor)
+            self.anchor_block.write({"anchor_ns": anchor, "set_ns": time.time_ns()})
+            self.pub.publish(STATE_TOPIC, {"event": "anchor_reset", "anchor_ns": anchor})
+            log.info("anchor reset to %d", anchor)
+            return {"ok": True, "anchor_ns": anchor}
+        return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+
+    def _serve_control(self, timeout_ms: int) -> None:
+        if self.control.poll(max(0, timeout_ms)):
+            self.control.send(orjson.dumps(self.handle_control(self.control.recv())))
+
     # --- schedule ---------------------------------------------------------------------------
     def counters(self) -> dict:
         return {"ticks": self.ticks, "tick_overruns": self.overruns,
                 "tick_last_ms": self.last_duration_ns / 1e6, "tick_max_ms": self.max_duration_ns / 1e6,
                 "tick_jitter_ms": self.last_jitter_ns / 1e6, "bars_published": self.bars_published,
                 "published": self.pub.sent, "publish_dropped": self.pub.dropped,
+                "control_requests": self.control_requests,
                 "ring_overruns": sum(vs.trades_r.overrun + vs.quotes_r.overrun
                                      for vs in self.venues.values()),
                 "gaps": sum(vs.gaps for vs in self.venues.values())}
@@ -196,9 +291,8 @@ class Compute:
         deadline = (time.time_ns() // period + 1) * period
         next_beat = 0
         while not self._stop:
-            delay = deadline - time.time_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
+            while (delay := deadline - time.time_ns()) > 0 and not self._stop:
+                self._serve_control(int(delay / 1e6))
             start = time.time_ns()
             self.last_jitter_ns = start - deadline
             self.tick(start)
@@ -214,6 +308,7 @@ class Compute:
                 self.hb.beat(self.counters())
                 next_beat = end + 500_000_000
         self.hb.beat(self.counters(), stopped=True)
+        self.control.close(0)
         self.pub.close()
 
     def stop(self) -> None:

@@ -121,6 +121,7 @@ class Settings(BaseSettings):
 
     # --- features ------------------------------------------------------------------------
     bar_late_grace_ms: int = Field(250, ge=0)
+    quality_max_skew_ms: float = Field(1000.0, gt=0)  # |receive − exchange time| over this: DEGRADED
     rvol_bars: int = Field(20, ge=1)                  # RVOL baseline: mean volume of this many bars
     vol_halflife_fast_sec: float = Field(30.0, gt=0)  # fast EWMA half-life of 1 s log returns
     vol_halflife_slow_sec: float = Field(300.0, gt=0)  # slow EWMA half-life of 1 s log returns

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 
+import httpx
 import pytest
 
 from ipc.bus import Subscriber
@@ -37,7 +38,7 @@ def recompute_bar(trades: list[dict], start_ns: int, end_ns: int) -> dict:
 
 
 def test_system_end_to_end(system):
-    system.start(SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3")
+    system.start(SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3", API_TOKEN="e2e-token")
     wait_for(lambda: system.health()[0] == 200, 60, "/health 200 after start\n" + system.logs())
     # every actor heartbeats, the API's gunicorn master included (it reports its workers)
     h0 = wait_for(lambda: (lambda b: b if b["actors"].get("api", {}).get("counters", {}).get("workers")
@@ -120,6 +121,19 @@ def test_system_end_to_end(system):
     assert ctx["klines_appended"] >= len(system.settings().context_tfs) * 100
     assert latest["venues"]["futures"]["cvd"]["cvd"] is not None
     assert latest["tick"] >= features[-1]["tick"]
+
+    # --- anchor reset through the API, compute and back ---------------------------------------
+    r = httpx.post(system.http + "/control/anchor/reset", headers={"Authorization": "Bearer e2e-token"},
+                   timeout=5)
+    assert r.status_code == 200, r.text
+    anchor = r.json()["anchor_ns"]
+    after_reset = wait_for(lambda: (lambda f: f if f["anchor"]["anchor_ns"] == anchor else None)(
+        system.get("/latest/features").json()), 5, "features anchored at the reset")
+    assert after_reset["anchor"]["explicit"] is True
+    fut = after_reset["venues"]["futures"]
+    assert fut["cvd"]["anchor_ns"] == anchor and fut["vwap"]["anchor_ns"] == anchor
+    assert fut["cvd"]["from_ns"] is None or fut["cvd"]["from_ns"] >= anchor
+    assert httpx.post(system.http + "/control/anchor/reset", timeout=5).status_code == 401
 
     # --- kill -9 the feed ------------------------------------------------------------------
     s = system.settings()

@@ -1,0 +1,117 @@
+"""POST /control/anchor/reset: token, body validation, size limit, compute's reply or its silence."""
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+import zmq
+from falcon import testing
+
+from actors.api import ShmView, create_app
+from config.settings import load_settings
+from ipc.shm import unlink_prefix
+from tests.e2e.harness import free_port
+
+TOKEN = "s3cret-token"
+
+
+class FakeCompute:
+    """A real REP socket answering like compute.handle_control, recording requests."""
+
+    def __init__(self, url: str):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.REP)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(url)
+        self.requests = []
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self.loop, daemon=True)
+        self.th.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            if self.sock.poll(50):
+                req = orjson.loads(self.sock.recv())
+                self.requests.append(req)
+                self.sock.send(orjson.dumps({"ok": True, "anchor_ns": req["anchor_ns"] or 123}))
+
+    def close(self):
+        self.stop.set()
+        self.th.join(5)
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def env(tmp_path):
+    url = f"tcp://127.0.0.1:{free_port()}"
+    prefix = "api" + tmp_path.name[-6:].replace("_", "")
+    yield url, prefix
+    unlink_prefix("/dev/shm", prefix)
+
+
+def client(url, prefix, token=TOKEN):
+    s = load_settings(shm_prefix=prefix, zmq_control_url=url, api_token=token)
+    return testing.TestClient(create_app(ShmView(s), s))
+
+
+def post(c, body=b"", token=TOKEN, **kw):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return c.simulate_post("/control/anchor/reset", body=body, headers=headers, **kw)
+
+
+def test_disabled_without_a_token(env):
+    c = client(*env, token=None)
+    r = post(c, token="anything")
+    assert r.status_code == 403 and r.json["title"] == "control disabled"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic " + TOKEN, "Bearer", TOKEN])
+def test_bad_credentials(env, header):
+    c = client(*env)
+    headers = {"Authorization": header} if header else {}
+    r = c.simulate_post("/control/anchor/reset", headers=headers)
+    assert r.status_code == 401 and r.json["title"] == "bad token"
+
+
+@pytest.mark.parametrize("body,why", [(b"{", "bad JSON"), (b"[1]", "bad body"), (b'{"x":1}', "bad body"),
+                                      (b'{"anchor_ns":"now"}', "bad anchor_ns"),
+                                      (b'{"anchor_ns":-5}', "bad anchor_ns"), (b'{"anchor_ns":1.5}', "bad anchor_ns")])
+def test_bad_bodies_are_400(env, body, why):
+    r = post(client(*env), body)
+    assert r.status_code == 400 and r.json["title"] == why
+
+
+def test_body_size_limit(env):
+    r = post(client(*env), b'{"anchor_ns": 1' + b" " * 5000 + b"}")
+    assert r.status_code == 413
+
+
+def test_compute_silent_is_503(env):
+    r = post(client(*env))          # nothing listens on the control URL
+    assert r.status_code == 503 and r.json["title"] == "compute did not answer"
+
+
+def test_reset_reaches_compute(env):
+    fake = FakeCompute(env[0])
+    try:
+        c = client(*env)
+        r = post(c, b'{"anchor_ns": 1700000000000000000}')
+        assert r.status_code == 200 and r.json == {"ok": True, "anchor_ns": 1700000000000000000}
+        r = post(c)
+        assert r.status_code == 200 and r.json["anchor_ns"] == 123
+        assert fake.requests == [{"cmd": "anchor_reset", "anchor_ns": 1700000000000000000},
+                                 {"cmd": "anchor_reset", "anchor_ns": None}]
+    finally:
+        fake.close()
+
+
+def test_unknown_route_and_method_are_json_4xx(env):
+    c = client(*env)
+    assert c.simulate_get("/nope").status_code == 404
+    r = c.simulate_get("/control/anchor/reset")
+    assert r.status_code == 405
+    r = c.simulate_get("/latest/book", params={"venue": "moon"})
+    assert r.status_code == 400 and "venue" in r.json["description"]
+    assert c.simulate_get("/latest/book").status_code == 400
