@@ -44,6 +44,7 @@ log = logging.getLogger("compute")
 TRADE_VENUES = ("futures", "spot")
 KEEP_CLOSED_BARS = 120
 GAP_MEMORY_NS = 30 * 1_000_000_000     # a gap keeps quality DEGRADED this long
+TICK_STATS = 4096
 
 
 def _gap_split(recs: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -193,6 +194,8 @@ class Compute:
         self._quality: dict | None = None
         self._quality_pub_ns = 0
         self._stop = False
+        # the last TICK_STATS ticks' duration and start jitter (ns), for percentiles in the heartbeat
+        self._tick_ns = np.zeros((TICK_STATS, 2), dtype=np.int64)
 
     # --- one tick -------------------------------------------------------------------------
     def tick(self, now_ns: int) -> None:
@@ -274,8 +277,17 @@ class Compute:
             self.control.send(orjson.dumps(self.handle_control(self.control.recv())))
 
     # --- schedule ---------------------------------------------------------------------------
+    def tick_percentiles(self) -> dict:
+        n = min(self.ticks, TICK_STATS)
+        if n == 0:
+            return {}
+        d, j = self._tick_ns[:n, 0] / 1e6, self._tick_ns[:n, 1] / 1e6
+        return {"tick_p50_ms": float(np.percentile(d, 50)), "tick_p99_ms": float(np.percentile(d, 99)),
+                "jitter_p50_ms": float(np.percentile(j, 50)), "jitter_p99_ms": float(np.percentile(j, 99)),
+                "tick_samples": int(n)}
+
     def counters(self) -> dict:
-        return {"ticks": self.ticks, "tick_overruns": self.overruns,
+        return {**self.tick_percentiles(), "ticks": self.ticks, "tick_overruns": self.overruns,
                 "tick_last_ms": self.last_duration_ns / 1e6, "tick_max_ms": self.max_duration_ns / 1e6,
                 "tick_jitter_ms": self.last_jitter_ns / 1e6, "bars_published": self.bars_published,
                 "published": self.pub.sent, "publish_dropped": self.pub.dropped,
@@ -297,6 +309,7 @@ class Compute:
             self.last_jitter_ns = start - deadline
             self.tick(start)
             end = time.time_ns()
+            self._tick_ns[(self.ticks - 1) % TICK_STATS] = (end - start, self.last_jitter_ns)
             self.last_duration_ns = end - start
             self.max_duration_ns = max(self.max_duration_ns, self.last_duration_ns)
             deadline += period

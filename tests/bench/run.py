@@ -181,6 +181,34 @@ def bench_ingest(n: int, subscriber: bool = True) -> dict:
     return out
 
 
+def bench_tick(seconds: float, rate: float) -> dict:
+    """compute's tick duration and start jitter (p50/p99 over its last 4,096 ticks) with the sim,
+    both feeds and the bus running at `rate` aggTrade/s."""
+    from ipc.shm import unlink_prefix
+    from ipc.state import Registry
+    prefix = "bench" + uuid.uuid4().hex[:6]
+    env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
+               SIM_POLY_PORT=str(free_port()), ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}",
+               ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}",
+               SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", TICK_MS="100")
+    env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}", SPOT_WS=f"ws://127.0.0.1:{env['SIM_SPOT_PORT']}",
+               FUTURES_REST=f"http://127.0.0.1:{env['SIM_PORT']}")
+    procs = [subprocess.Popen([sys.executable, "run.py", a], cwd=ROOT, env=env)
+             for a in ("sim", "bus", "feed_futures", "feed_spot", "compute")]
+    try:
+        time.sleep(seconds)          # the measurement window itself: compute records every tick
+        hb = Registry("/dev/shm", prefix).read("compute") or {}
+        trades = (Registry("/dev/shm", prefix).read("feed_futures") or {}).get("feed", {}).get(
+            "streams", {}).get("trade", {}).get("written", 0)
+    finally:
+        _stop_all(procs)
+        unlink_prefix("/dev/shm", prefix)
+    c = hb.get("counters", {})
+    return {"rate": rate, "trades": trades, **{k: c.get(k) for k in (
+        "tick_p50_ms", "tick_p99_ms", "jitter_p50_ms", "jitter_p99_ms", "tick_samples", "tick_overruns",
+        "tick_max_ms")}}
+
+
 def orjson_loads(text: str):
     import orjson
     return orjson.loads(text)
@@ -213,7 +241,7 @@ def bench_ring(n: int = 1_000_000) -> dict:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="run.py bench")
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "latency", "ring", "ingest"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "latency", "ring", "ingest", "tick"])
     ap.add_argument("--frames", type=int, default=500_000)
     ap.add_argument("--no-subscriber", action="store_true",
                     help="ingest: run the bus with no tick subscriber (PUB filters at the source)")
@@ -232,6 +260,13 @@ def main(argv: list[str]) -> int:
         print(f"  feed_futures (parse+ring+pub) : {r['feed']['rate']:>10,.0f} frames/s   "
               f"ratio {r['ratio']:.2f} (target >= 0.8)   RSS {r['feed']['rss_mb']:.0f} MB "
               f"(peak {r['feed']['peak_rss_mb']:.0f}, target < 120)")
+    if a.what in ("all", "tick"):
+        print("compute tick at TICK_MS=100 (sim + both feeds + bus + compute on 2 cores)")
+        for mult in (1, 10):
+            r = bench_tick(max(a.seconds, 20), 40.0 * mult)
+            print(f"  {r['rate']:>5.0f} aggTrade/s ({r['trades']:,} trades): duration p50 {r['tick_p50_ms']:.2f} ms "
+                  f"p99 {r['tick_p99_ms']:.2f} ms (max {r['tick_max_ms']:.1f}); jitter p50 {r['jitter_p50_ms']:.2f} ms "
+                  f"p99 {r['jitter_p99_ms']:.2f} ms; overruns {r['tick_overruns']} of {r['tick_samples']} ticks")
     if a.what in ("all", "latency"):
         r = bench_latency(a.seconds, a.rate)
         print(f"latency at {r['rate']:.0f} aggTrade/s asked, {r['bare']['rate_per_s']:.0f}/s delivered; "
