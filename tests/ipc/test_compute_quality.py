@@ -1,0 +1,80 @@
+"""compute's quality mode and control commands, on real rings and a real control socket."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import orjson
+import pytest
+
+from actors.compute import Compute
+from config.settings import load_settings
+from ipc.bus import Publisher
+from ipc.ring import RingWriter
+from ipc.schema import QUOTE, TRADE, ring_name
+from ipc.shm import unlink_prefix
+from tests.e2e.harness import free_port
+
+
+@pytest.fixture
+def compute(segs):
+    s = load_settings(shm_prefix=segs.prefix.replace("tdctest-", "q"), zmq_control_url=f"tcp://127.0.0.1:{free_port()}",
+                      zmq_xsub_url="tcp://127.0.0.1:1", health_data_stale_sec=2.0, quality_max_skew_ms=1000)
+    rings = {k: RingWriter(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "futures", k), dt, 1024)
+             for k, dt in (("trade", TRADE), ("quote", QUOTE))}
+    c = Compute(s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
+    yield c, rings
+    c.control.close(0)
+    unlink_prefix(s.shm_dir, s.shm_prefix)
+
+
+def write(rings, now, skew_ns, n=5, gap=False):
+    for i in range(n):
+        t = now - (n - i) * 10_000_000
+        rings["trade"].append((t - skew_ns, t, 0, i + 1, i + 1, i + 1, 65000.0 + i, 0.01, 1))
+        rings["quote"].append((t - skew_ns, t, 0, i + 1, 64999.9, 1.0, 65000.1, 1.0))
+    if gap:
+        rings["trade"].append_gap(now)
+
+
+def test_ok_then_clock_skew_then_gap_then_stale(compute):
+    c, rings = compute
+    now = time.time_ns()
+    c.tick(now)
+    assert c._quality["mode"] == "BAD" and "futures.trade: no data" in c._quality["reasons"]
+    write(rings, now, skew_ns=20_000_000)
+    c.tick(now)
+    assert c._quality == {"mode": "OK", "reasons": [], "tick_overruns": 0}
+    # the 2024 capture's recorder clock was 1.27 s behind Binance: receive − exchange = −1270 ms
+    write(rings, now + 100_000_000, skew_ns=-1_270_000_000)
+    c.tick(now + 100_000_000)
+    assert c._quality["mode"] == "DEGRADED"
+    assert c._quality["reasons"] == ["futures: clock skew -1270 ms (receive − exchange time)"]
+    write(rings, now + 200_000_000, skew_ns=0, gap=True)
+    c.tick(now + 200_000_000)
+    assert c._quality["reasons"] == ["futures: gap 0s ago"]
+    c.tick(now + 3_000_000_000)
+    assert c._quality["mode"] == "BAD"
+    assert c._quality["reasons"][:2] == ["futures.trade: stale 2.8s", "futures.quote: stale 2.8s"]
+
+
+@pytest.mark.parametrize("req,error", [(b"nope", "request must be a JSON object with a 'cmd'"),
+                                       (b'{"x":1}', "request must be a JSON object with a 'cmd'"),
+                                       (b'{"cmd":"launch"}', "unknown cmd 'launch'"),
+                                       (b'{"cmd":"anchor_reset","anchor_ns":-1}',
+                                        "anchor_ns must be a non-negative integer")])
+def test_bad_control_requests_are_answered_not_raised(compute, req, error):
+    c, _ = compute
+    assert c.handle_control(req) == {"ok": False, "error": error}
+
+
+def test_anchor_reset_survives_a_compute_restart(compute):
+    c, rings = compute
+    assert c.handle_control(orjson.dumps({"cmd": "anchor_reset", "anchor_ns": 123})) == {"ok": True, "anchor_ns": 123}
+    c.control.close(0)
+    c2 = Compute(c.s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
+    try:
+        assert c2.venues["futures"].cvd.anchor_ns == 123 and c2.venues["futures"].cvd.explicit
+        assert c2.venues["spot"].vwap.anchor_ns == 123
+    finally:
+        c2.control.close(0)
