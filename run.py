@@ -28,6 +28,8 @@ ACTORS = {
     "feed_futures": "actors.feed_futures",
     "feed_spot": "actors.feed_spot",
     "context": "actors.context",
+    "feed_poly": "actors.feed_poly",
+    "feed_chainlink": "actors.feed_chainlink",
     "compute": "actors.compute",
     "api": "actors.api",
     "sim": "actors.sim.server",
@@ -49,8 +51,13 @@ def _settings():
 def sim_env(s) -> dict[str, str]:
     """Environment that points every venue URL at the built-in exchange."""
     fut, spot = f"{s.sim_host}:{s.sim_port}", f"{s.sim_host}:{s.sim_spot_port}"
+    poly = f"{s.sim_host}:{s.sim_poly_port}"
     return {"FUTURES_WS": f"ws://{fut}", "FUTURES_REST": f"http://{fut}",
-            "SPOT_WS": f"ws://{spot}", "SPOT_REST": f"http://{spot}"}
+            "SPOT_WS": f"ws://{spot}", "SPOT_REST": f"http://{spot}",
+            "POLYMARKET_GAMMA_URL": f"http://{poly}/gamma",
+            "POLYMARKET_CLOB_URL": f"http://{poly}/clob",
+            "POLYMARKET_CLOB_WS": f"ws://{poly}/ws/market",
+            "POLYMARKET_RTDS_URL": f"ws://{poly}/rtds"}
 
 
 def supervisor_env(s, with_sim: bool) -> dict[str, str]:

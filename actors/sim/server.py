@@ -6,8 +6,10 @@ depth book.py; klines klines.py; mark price and liquidations mark.py; REST rest.
 faults.py; per-venue wiring venue.py; fan-out hub.py.
 
 Ports: futures on `settings.sim_port` (routes `/public/...`, `/market/...`, REST `/fapi/v1/...`),
-spot on `settings.sim_spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`). Each port
-also answers the sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py).
+spot on `settings.sim_spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`),
+Polymarket on `settings.sim_poly_port` (Gamma `/gamma/...`, CLOB `/clob/...`, `/ws/market`, RTDS
+`/rtds`: actors/sim/poly_server.py, driven by the futures market). Each port also answers the
+sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py; poly_server.py for Polymarket).
 
 Scheduling: one task runs both venues. It wakes at the next market event's emit time
 (`Market.next_emit_ns`, which includes spot) or the next timer (depth, kline, mark), never sooner
@@ -177,11 +179,14 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                 heartbeat=None, spot_port: int | None = None,
                 spot_ready: asyncio.Future | None = None,
                 spot_ping_interval: float | None = 20.0, spot_ping_timeout: float | None = 60.0,
-                clock: Callable[[], int] | None = None) -> None:
+                clock: Callable[[], int] | None = None, poly_port: int | None = None,
+                poly_ready: asyncio.Future | None = None) -> None:
     """Run both venues on `settings.sim_host` until `stop` is set.
 
-    port / spot_port: override `settings.sim_port` / `settings.sim_spot_port` (0: the OS picks).
-    ready / spot_ready: futures set to the bound futures / spot port once listening.
+    port / spot_port / poly_port: override `settings.sim_port` / `settings.sim_spot_port` /
+    `settings.sim_poly_port` (0: the OS picks; poly_port follows port=0 when not given).
+    ready / spot_ready / poly_ready: futures set to the bound futures / spot / Polymarket port.
+    The Polymarket + RTDS port (actors/sim/poly_server.py) is driven by the futures market.
     on_sent(stream, key, ts_ns): called right after each futures frame is handed to the
     transports (key: aggTrade `a`, bookTicker and depth `u`, otherwise `E`; ts_ns:
     time.time_ns()). market: a futures Market to run instead of `Market.from_settings(settings,
@@ -275,18 +280,24 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                         compression=None, ping_interval=pi, ping_timeout=pt, server_header=None,
                         logger=logging.getLogger("sim.ws"))
 
+    from actors.sim import poly_server   # imports this module: not at the top
+
     fport = settings.sim_port if port is None else port
     sport = settings.sim_spot_port if spot_port is None else spot_port
+    pport = poly_port if poly_port is not None else (0 if port == 0 else settings.sim_poly_port)
     async with ws(fut, fport, ping_interval, ping_timeout) as fsrv, \
-            ws(spv, sport, spot_ping_interval, spot_ping_timeout) as ssrv:
+            ws(spv, sport, spot_ping_interval, spot_ping_timeout) as ssrv, \
+            poly_server.serving(settings, market, pport, clock=clock,
+                                max_send_buffer=max_send_buffer) as psrv:
         ports["futures"] = fsrv.sockets[0].getsockname()[1]
         ports["spot"] = ssrv.sockets[0].getsockname()[1]
         log.info("sim: Binance futures on ws://%s:%d (/public, /market, /fapi/v1), spot on "
                  "ws://%s:%d (/ws, /stream, /api/v3)", settings.sim_host, ports["futures"],
                  settings.sim_host, ports["spot"])
-        for fut_ready, name in ((ready, "futures"), (spot_ready, "spot")):
+        for fut_ready, bound in ((ready, ports["futures"]), (spot_ready, ports["spot"]),
+                                 (poly_ready, psrv.port)):
             if fut_ready is not None and not fut_ready.done():
-                fut_ready.set_result(ports[name])
+                fut_ready.set_result(bound)
         task = asyncio.create_task(_market_loop(market, venues, clock, min_sleep=min_sleep,
                                                 max_sleep=max_sleep, batch=batch))
         stop_wait = asyncio.create_task(stop.wait())
@@ -297,14 +308,18 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                            "dropped_slow": fut.hub.dropped_slow, "trades": market.n_trades,
                            "spot_frames_sent": spv.hub.frames_sent,
                            "spot_connections": len(spv.hub.conns),
-                           "spot_trades": spv.market.n_trades})
+                           "spot_trades": spv.market.n_trades,
+                           "poly_frames_sent": psrv.venue.frames_sent,
+                           "poly_connections": len(psrv.venue.clob) + len(psrv.venue.rtds)})
                 await asyncio.sleep(0.5)
 
         beat_task = asyncio.create_task(beat()) if heartbeat is not None else stop_wait
         try:
-            done, _ = await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                task.result()   # the market task died: raise its error
+            done, _ = await asyncio.wait({task, stop_wait, psrv.task},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for t in (task, psrv.task):
+                if t in done:
+                    t.result()   # the market or Polymarket task died: raise its error
         finally:
             for t in (task, stop_wait, beat_task):
                 t.cancel()

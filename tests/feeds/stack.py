@@ -25,11 +25,15 @@ class Stack:
     procs: dict = field(default_factory=dict)
 
     def start(self, actors=("sim", "bus", "feed_futures", "feed_spot"), **overrides) -> "Stack":
-        sim, spot = free_port(), free_port()
+        sim, spot, poly = free_port(), free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("FUTURES_", "SPOT_", "ZMQ_", "SIM_", "FEED_", "SHM_"))}
+                    if not k.startswith(("FUTURES_", "SPOT_", "ZMQ_", "SIM_", "FEED_", "SHM_", "POLYMARKET_"))}
         self.env.update(
             SHM_PREFIX="f" + uuid.uuid4().hex[:8], SIM_PORT=str(sim), SIM_SPOT_PORT=str(spot),
+            SIM_POLY_PORT=str(poly), POLYMARKET_GAMMA_URL=f"http://127.0.0.1:{poly}/gamma",
+            POLYMARKET_CLOB_URL=f"http://127.0.0.1:{poly}/clob",
+            POLYMARKET_CLOB_WS=f"ws://127.0.0.1:{poly}/ws/market",
+            POLYMARKET_RTDS_URL=f"ws://127.0.0.1:{poly}/rtds",
             FUTURES_WS=f"ws://127.0.0.1:{sim}", FUTURES_REST=f"http://127.0.0.1:{sim}",
             SPOT_WS=f"ws://127.0.0.1:{spot}", SPOT_REST=f"http://127.0.0.1:{spot}",
             ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
@@ -50,6 +54,10 @@ class Stack:
     @property
     def futures_url(self) -> str:
         return f"http://127.0.0.1:{self.env['SIM_PORT']}"
+
+    @property
+    def poly_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['SIM_POLY_PORT']}"
 
     @property
     def spot_url(self) -> str:

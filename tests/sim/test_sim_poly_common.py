@@ -1,0 +1,243 @@
+"""Shared helpers of the sim's Polymarket socket tests (no tests here): a running sim with a
+shifted clock, a background WebSocket reader, a book rebuilt from the frames."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+from websockets.exceptions import ConnectionClosed
+
+from actors.sim.server import serve
+from config.settings import Settings
+from tests.sim.helpers import connect
+
+try:
+    from actors.venues import polymarket as pmv
+except ImportError:          # the consumer's parsers are optional for these tests
+    pmv = None
+try:
+    from actors.venues import rtds as rtv
+except ImportError:
+    rtv = None
+try:
+    from actors.venues import gamma as gmv
+except ImportError:
+    gmv = None
+try:
+    from actors.venues.polybook import OrderBook
+except ImportError:
+    OrderBook = None
+
+NS = 1_000_000_000
+
+
+@dataclass
+class PolySim:
+    port: int
+    settings: Settings
+    offset_ns: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def now_s(self) -> float:
+        return (time.time_ns() + self.offset_ns) / NS
+
+    async def get(self, path: str, **params) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=5) as c:
+            return await c.get(self.http + path, params=params)
+
+    async def stats(self) -> dict:
+        return (await self.get("/__sim/stats")).json()
+
+    async def fault(self, kind: str, **params) -> dict:
+        async with httpx.AsyncClient(timeout=5) as c:
+            r = await c.post(self.http + "/__sim/fault", json={"kind": kind, **params})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@contextlib.asynccontextmanager
+async def poly_sim(window_sec: int = 20, lead: float | None = None, **kw):
+    """A sim (all venues, OS-picked ports) with a `window_sec` window of the 5m series.
+
+    lead: shift the sim clock so that the current window ends `lead` seconds from now.
+    `sim_*` / `polymarket_*` keyword arguments go to Settings."""
+    skw = {k: kw.pop(k) for k in list(kw) if k.startswith(("sim_", "polymarket_"))}
+    skw.setdefault("sim_trade_rate", 100.0)
+    settings = Settings(polymarket_window="5m", polymarket_window_sec=window_sec, **skw)
+    off = 0
+    if lead is not None:
+        w = window_sec * NS
+        off = int((w - int(lead * NS) - time.time_ns() % w) % w)
+    loop = asyncio.get_running_loop()
+    ready, spot_ready, poly_ready = (loop.create_future() for _ in range(3))
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, port=0, spot_port=0, poly_port=0, ready=ready,
+                                     spot_ready=spot_ready, poly_ready=poly_ready, stop=stop,
+                                     clock=lambda: time.time_ns() + off, **kw))
+    done, _ = await asyncio.wait({poly_ready, task}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    assert poly_ready.done(), "sim did not start"
+    try:
+        yield PolySim(poly_ready.result(), settings, off)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+class Reader:
+    """Reads one connection in the background: (monotonic time, frame) pairs; optional PINGs."""
+
+    def __init__(self, ws, ping_every: float | None = None):
+        self.ws = ws
+        self.frames: list[tuple[float, str]] = []
+        self.closed: BaseException | str | None = None
+        self.task = asyncio.create_task(self._run())
+        self.pinger = asyncio.create_task(self._ping(ping_every)) if ping_every else None
+
+    async def _run(self):
+        try:
+            async for msg in self.ws:
+                self.frames.append((time.monotonic(), msg))
+        except ConnectionClosed as exc:
+            self.closed = exc
+        if self.closed is None:
+            self.closed = "closed cleanly"
+
+    async def _ping(self, every: float):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(every)
+                await self.ws.send("PING")
+
+    def texts(self, since: float = 0.0) -> list[str]:
+        return [m for t, m in self.frames if t >= since]
+
+    def objs(self, since: float = 0.0) -> list[dict]:
+        """Every JSON object received (arrays flattened), skipping control text."""
+        out = []
+        for m in self.texts(since):
+            if m in ("", "PONG"):
+                continue
+            d = orjson.loads(m)
+            out.extend(d if isinstance(d, list) else [d])
+        return out
+
+    async def wait(self, cond, timeout: float = 5.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, f"{what} not met in {timeout} s"
+            await asyncio.sleep(0.01)
+
+    def stop(self):
+        self.task.cancel()
+        if self.pinger:
+            self.pinger.cancel()
+
+
+class DictBook:
+    """A minimal book (used when actors.venues.polybook is absent)."""
+
+    def __init__(self):
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.valid = False
+
+    def apply_snapshot(self, bids, asks, ts_ms, tick_size=None):
+        self.bids = {round(p, 6): s for p, s in bids if s > 0}
+        self.asks = {round(p, 6): s for p, s in asks if s > 0}
+        self.valid = True
+
+    def apply_change(self, side, price, size):
+        if not self.valid:
+            return
+        d = self.bids if side == "bid" else self.asks
+        if size > 0:
+            d[round(price, 6)] = size
+        else:
+            d.pop(round(price, 6), None)
+
+    def invalidate(self, reason, new_tick_size=None):
+        self.valid = False
+        self.bids, self.asks = {}, {}
+
+    def best_bid(self):
+        return max(self.bids) if self.bids else None
+
+    def best_ask(self):
+        return min(self.asks) if self.asks else None
+
+    def levels(self, side):
+        if side == "bid":
+            return sorted(self.bids.items(), reverse=True)
+        return sorted(self.asks.items())
+
+    def check_best(self, bb, ba):
+        return (self.best_bid() == (None if bb is None else round(bb, 6))
+                and self.best_ask() == (None if ba is None else round(ba, 6)))
+
+
+def new_book():
+    return OrderBook() if OrderBook is not None else DictBook()
+
+
+def _f(x) -> float | None:
+    return None if x in (None, "") else float(x)
+
+
+class Books:
+    """Books of some tokens rebuilt from CLOB frames (plain JSON, so it works without the
+    consumer's parsers); counts mismatches of the venue's best_bid/best_ask; keeps the levels
+    at each hash seen, to compare with a REST answer."""
+
+    def __init__(self, tokens):
+        self.b = {t: new_book() for t in tokens}
+        self.bad_best: list = []
+        self.checked = 0
+        self.at_hash: dict[str, tuple] = {}
+        self.tick_changes: list[dict] = []
+
+    def _keep(self, tok, h):
+        bk = self.b[tok]
+        if bk.valid:
+            self.at_hash[h] = (tok, bk.levels("bid"), bk.levels("ask"))
+
+    def apply(self, d: dict) -> None:
+        et = d.get("event_type")
+        if et == "book" and d["asset_id"] in self.b:
+            bk = self.b[d["asset_id"]]
+            bk.apply_snapshot([(float(x["price"]), float(x["size"])) for x in d["bids"]],
+                              [(float(x["price"]), float(x["size"])) for x in d["asks"]],
+                              int(d["timestamp"]), _f(d.get("tick_size")))
+            self._keep(d["asset_id"], d["hash"])
+        elif et == "price_change":
+            for e in d["price_changes"]:
+                tok = e["asset_id"]
+                if tok not in self.b:
+                    continue
+                bk = self.b[tok]
+                bk.apply_change("bid" if e["side"] == "BUY" else "ask", float(e["price"]),
+                                float(e["size"]))
+                if bk.valid:
+                    self.checked += 1
+                    if not bk.check_best(_f(e["best_bid"]), _f(e["best_ask"])):
+                        self.bad_best.append((e, bk.best_bid(), bk.best_ask()))
+                    self._keep(tok, e["hash"])
+        elif et == "tick_size_change" and d["asset_id"] in self.b:
+            self.tick_changes.append(d)
+            self.b[d["asset_id"]].invalidate("tick", float(d["new_tick_size"]))
+
+    def mid(self, tok) -> float | None:
+        bk = self.b[tok]
+        bb, ba = bk.best_bid(), bk.best_ask()
+        return None if bb is None or ba is None or not bk.valid else (bb + ba) / 2
