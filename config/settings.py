@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     # a stream with no record for this long makes /health 503 and quality DEGRADED
     health_data_stale_sec: float = Field(5.0, gt=0)
     # actors that must be alive (and, for feeds, fresh) for /health to answer 200
-    health_required: CsvList = ("bus", "feed_futures", "feed_spot", "context", "compute")
+    health_required: CsvList = ("bus", "feed_futures", "feed_spot", "feed_poly", "feed_chainlink",
+                                "context", "compute")
 
     # --- features ------------------------------------------------------------------------
     bar_late_grace_ms: int = Field(250, ge=0)

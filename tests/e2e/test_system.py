@@ -115,6 +115,12 @@ def test_system_end_to_end(system):
     for actor in ("bus", "feed_futures", "feed_spot", "context", "compute", "api", "sim"):
         assert f'tdc_actor_up{{actor="{actor}"}} 1.0' in metrics, actor
     assert 'tdc_feed_stream_records_total{actor="feed_spot",stream="trade"}' in metrics
+    poly = wait_for(lambda: (lambda d: d if d.get("window") and d["books"]["UP"].get("valid") else None)(
+        system.get("/latest/polymarket").json()), 20, "the Polymarket window and books")
+    assert poly["window"]["slug"].startswith("btc-updown-15m-")
+    assert 0 < poly["books"]["UP"]["best_bid"] < poly["books"]["UP"]["best_ask"] < 1
+    for actor in ("feed_poly", "feed_chainlink"):
+        assert f'tdc_actor_up{{actor="{actor}"}} 1.0' in metrics, actor
     ctx = system.health()[1]["actors"]["context"]["counters"]
     # (context may start before the sim listens: refused connections are retried, not fatal)
     assert ctx["bootstrapped"] == len(system.settings().context_tfs) and ctx["banned"] == 0
