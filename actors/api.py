@@ -51,7 +51,7 @@ class ShmView:
     def __init__(self, settings: Settings):
         self.s = settings
         self.blocks = {n: StateBlock(settings.shm_dir, settings.shm_prefix, n)
-                       for n in ("features", "bars", "quality", "polymarket")}
+                       for n in ("features", "bars", "quality", "polymarket", "edge")}
         self.registry = Registry(settings.shm_dir, settings.shm_prefix)
 
     def raw(self, name: str) -> bytes | None:
@@ -253,6 +253,7 @@ def create_app(view: ShmView, settings: Settings) -> falcon.App:
     app.add_route("/latest/bars", LatestResource(view, "bars"))
     app.add_route("/latest/book", BookResource(view))
     app.add_route("/latest/polymarket", LatestResource(view, "polymarket"))
+    app.add_route("/latest/edge", LatestResource(view, "edge"))
     app.add_route("/metrics", MetricsResource(view))
     app.add_route("/control/anchor/reset", AnchorResetResource(settings))
     return app

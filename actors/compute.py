@@ -22,11 +22,12 @@ import orjson
 import zmq
 
 from config.settings import Settings
-from ipc.bus import STATE_TOPIC, Publisher, bar_topic, features_topic
+from ipc.bus import STATE_TOPIC, Publisher, bar_topic, edge_topic, features_topic
 from ipc.ring import RingReader
 from ipc.schema import DTYPES, FLAG_GAP, KLINE, ring_name
 from ipc.state import Heartbeat, Registry, StateBlock
 
+from .decisions import EdgeEngine
 from .features.bars import TF_SEC, BarBuilder
 from .features.basis import Basis
 from .features.bias import Bias
@@ -182,8 +183,10 @@ class Compute:
         self.liqs = Liquidations.from_settings(s, time.time_ns())
         self.bias = Bias.from_settings(s)
         self.blocks = {name: StateBlock(s.shm_dir, s.shm_prefix, name, writer=True)
-                       for name in ("features", "bars", "quality")}
+                       for name in ("features", "bars", "quality", "edge")}
         self.features_topic = features_topic(s.symbol).encode()
+        self.edge_topic = edge_topic(s.symbol).encode()
+        self.edge = EdgeEngine(s)
         self.ctx = ctx or zmq.Context.instance()
         self.control = self.ctx.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
@@ -224,6 +227,10 @@ class Compute:
             v: {tf: {"current": vs.bars[tf].snapshot(), "closed": list(vs.closed[tf])}
                 for tf in TF_SEC} for v, vs in active.items()}})
         self._publish_quality(quality, now_ns)
+        edge = self.edge.step(now_ns, feats["venues"].get("futures"), quality["mode"],
+                              feats["bias"].get("score"))
+        self.blocks["edge"].write(edge)
+        self.pub.publish(self.edge_topic, edge)
         self.ticks += 1
 
     def _quality_doc(self, now_ns: int) -> dict:
@@ -291,7 +298,7 @@ class Compute:
                 "tick_last_ms": self.last_duration_ns / 1e6, "tick_max_ms": self.max_duration_ns / 1e6,
                 "tick_jitter_ms": self.last_jitter_ns / 1e6, "bars_published": self.bars_published,
                 "published": self.pub.sent, "publish_dropped": self.pub.dropped,
-                "control_requests": self.control_requests,
+                "control_requests": self.control_requests, **self.edge.counters(),
                 "ring_overruns": sum(vs.trades_r.overrun + vs.quotes_r.overrun
                                      for vs in self.venues.values()),
                 "gaps": sum(vs.gaps for vs in self.venues.values())}

@@ -159,7 +159,9 @@ class PolyFeed:
     def market_doc(self) -> dict:
         w = self.current
         ptb, src = self.price_to_beat()
-        return {"window_start_ns": w.start_ns, "window_end_ns": w.end_ns, "slug": w.slug,
+        return {"window_start_ns": w.start_ns, "window_end_ns": w.end_ns, "start_s": w.start_s,
+                "end_s": w.end_s, "active": w.active, "closed": w.closed,
+                "accepting_orders": w.accepting_orders, "slug": w.slug,
                 "condition_id": w.condition_id, "up_token": w.up_token, "down_token": w.down_token,
                 "fee_rate": w.fee.rate, "fee_exponent": w.fee.exponent, "tick_size": w.tick_size,
                 "min_size": w.min_size, "twap_enabled": w.twap_enabled,

@@ -98,6 +98,17 @@ class Settings(BaseSettings):
     max_usd_per_window: float = Field(50.0, ge=0)
     cooldown_sec: float = Field(30.0, ge=0)
     edge_buffer_bps: float = Field(100.0, ge=0)
+    edge_min_time_left_sec: float = Field(30.0, ge=0)      # veto: too close to the window end
+    polymarket_depth_levels: int = Field(5, ge=1, le=20)   # depth veto: USD of this many ask levels
+    decision_log_dir: str = "data/decisions"
+    fair_basis_halflife_sec: float = Field(300.0, gt=0)    # Binance-Chainlink log-basis EWMA
+    fair_smooth_halflife_sec: float = Field(5.0, gt=0)     # smooth mode: Binance price EWMA
+    fair_chainlink_max_age_sec: float = Field(60.0, gt=0)  # older Chainlink value: no fair value
+    fair_drift_k: float = Field(0.0)                       # drift = k · bias · sigma per second
+    spike_window_sec: float = Field(60.0, gt=0)            # spike/dip: rolling window of mids
+    spike_z_threshold: float = Field(3.0, gt=0)
+    spike_min_samples: int = Field(20, ge=2)
+    spike_min_std: float = Field(0.005, ge=0)              # floor of the mid std (half a tick)
 
     # --- recording -----------------------------------------------------------------------
     record_enabled: bool = False

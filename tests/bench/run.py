@@ -190,7 +190,8 @@ def bench_tick(seconds: float, rate: float) -> dict:
     env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
                SIM_POLY_PORT=str(free_port()), ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}",
                ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}",
-               SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", TICK_MS="100")
+               SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", TICK_MS="100",
+               DECISION_LOG_DIR=tempfile.mkdtemp(prefix="tdc-bench-decisions-"))
     env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}", SPOT_WS=f"ws://127.0.0.1:{env['SIM_SPOT_PORT']}",
                FUTURES_REST=f"http://127.0.0.1:{env['SIM_PORT']}")
     procs = [subprocess.Popen([sys.executable, "run.py", a], cwd=ROOT, env=env)

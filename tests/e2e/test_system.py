@@ -12,6 +12,7 @@ import signal
 import time
 
 import httpx
+import orjson
 import pytest
 
 from ipc.bus import Subscriber
@@ -119,6 +120,15 @@ def test_system_end_to_end(system):
         system.get("/latest/polymarket").json()), 20, "the Polymarket window and books")
     assert poly["window"]["slug"].startswith("btc-updown-15m-")
     assert 0 < poly["books"]["UP"]["best_bid"] < poly["books"]["UP"]["best_ask"] < 1
+    edge = wait_for(lambda: (lambda d: d if d["fair"]["tau_s"] is not None else None)(
+        system.get("/latest/edge").json()), 20, "an edge document for the current window")
+    assert edge["window"] == poly["window"]["slug"]
+    assert edge["edge"]["decision"] in ("BUY_UP", "BUY_DOWN", "NONE")
+    assert set(edge["edge"]["sides"]) == {"UP", "DOWN"} and edge["accumulate"]["action"] in ("SLICE", "HOLD")
+    logs = list((system.tmp / "decisions").glob("decisions-*.jsonl"))
+    assert len(logs) == 1, logs
+    first = orjson.loads(logs[0].read_bytes().splitlines()[0])
+    assert {"fair", "edge", "accumulate", "ts_ns"} <= set(first)
     for actor in ("feed_poly", "feed_chainlink"):
         assert f'tdc_actor_up{{actor="{actor}"}} 1.0' in metrics, actor
     ctx = system.health()[1]["actors"]["context"]["counters"]

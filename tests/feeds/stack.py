@@ -37,7 +37,7 @@ class Stack:
             FUTURES_WS=f"ws://127.0.0.1:{sim}", FUTURES_REST=f"http://127.0.0.1:{sim}",
             SPOT_WS=f"ws://127.0.0.1:{spot}", SPOT_REST=f"http://127.0.0.1:{spot}",
             ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
-            FEED_STALE_SEC="2", FEED_BACKOFF_MAX_SEC="1", CONTEXT_TFS="1m", LOG_LEVEL="INFO",
+            FEED_STALE_SEC="2", FEED_BACKOFF_MAX_SEC="1", DECISION_LOG_DIR=str(self.tmp / "decisions"), CONTEXT_TFS="1m", LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1")
         self.env.update(overrides)
         for a in actors:

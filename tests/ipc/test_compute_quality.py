@@ -17,8 +17,8 @@ from tests.e2e.harness import free_port
 
 
 @pytest.fixture
-def compute(segs):
-    s = load_settings(shm_prefix=segs.prefix.replace("tdctest-", "q"), zmq_control_url=f"tcp://127.0.0.1:{free_port()}",
+def compute(segs, tmp_path):
+    s = load_settings(decision_log_dir=str(tmp_path / "decisions"),shm_prefix=segs.prefix.replace("tdctest-", "q"), zmq_control_url=f"tcp://127.0.0.1:{free_port()}",
                       zmq_xsub_url="tcp://127.0.0.1:1", health_data_stale_sec=2.0, quality_max_skew_ms=1000)
     rings = {k: RingWriter(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "futures", k), dt, 1024)
              for k, dt in (("trade", TRADE), ("quote", QUOTE))}
