@@ -226,6 +226,7 @@ class PolyFeed:
             if b is not None:
                 b.book.invalidate("tick_size_change", m.new_tick_size)
                 b.has_snapshot = False
+                b.subscribed_at = time.monotonic()      # the venue resends the book: wait from now
                 self.c["tick_size_changes"] += 1
                 self.touch(m.asset_id, b, m.timestamp_ms, FLAG_GAP)
         elif kind == "best_bid_ask":
@@ -297,6 +298,7 @@ class PolyFeed:
                 self.c["reconnects"] += 1
                 for asset, b in self.books.items():      # data may be missing: say so, rebuild
                     b.has_snapshot = False
+                    b.subscribed_at = time.monotonic()
                     b.book.invalidate("reconnect")
                     self.touch(asset, b, int(time.time() * 1000), FLAG_GAP)
                 if time.monotonic() - opened > 60:

@@ -3,7 +3,9 @@
 actors/sim/poly_server.py owns the sockets and the clock; a `PolyVenue` turns time and client
 messages into frames: `step(now_ns)` returns `(receivers, text, kind)` to write, `on_clob_text` /
 `on_rtds_text` answer one client message, `http()` answers one REST request, `idle()` names the
-connections to close. Connections are opaque keys here.
+connections to close. Connections are opaque keys here. The books are poly_market.py, the
+windows and Gamma objects poly_gamma.py, the JSON wire format poly_wire.py, the Chainlink oracle
+and RTDS frames rtds.py, the faults poly_faults.py.
 
 Windows (poly_gamma.Schedule): the current window and the next one are live (their books move,
 actors/sim/poly_market.py); any other listed window a client asked about has a quiet book. The
@@ -40,225 +42,12 @@ import orjson
 from actors.sim import poly_gamma as pg
 from actors.sim import poly_market as pm
 from actors.sim import rtds as rt
+from actors.sim.poly_faults import FaultError, PolyFaults, corrupt
+from actors.sim.poly_wire import NO_BOOK, book_msg, encode, px, resolved_msg, rest_book, tick_str
 
 _NS = 1_000_000_000
 _MS = 1_000_000
 _SEC_PER_YEAR = 365.0 * 86400.0
-NO_BOOK = orjson.dumps({"error": "No orderbook exists for the requested token id"}).decode()
-KINDS = ("stall", "drop", "disconnect", "malformed", "tick_size", "gamma404", "silent_book",
-         "thin_book", "clear")
-
-
-# --- encoders ---------------------------------------------------------------------------------
-def px(mil: int | None) -> str:
-    """Polymarket's price strings: "0.5", "0.07", "0.001" ("" for none)."""
-    if mil is None:
-        return ""
-    return f"{mil / 1000:.3f}".rstrip("0").rstrip(".")
-
-
-def sz(c: int) -> str:
-    """Sizes in hundredths of a share: "220045", "422.69", "3793.8"."""
-    if c % 100 == 0:
-        return str(c // 100)
-    return f"{c // 100}.{c % 100:02d}".rstrip("0")
-
-
-def _tick(t: int) -> str:
-    return "0.01" if t == pm.COARSE else "0.001"
-
-
-def _levels(levels) -> list[dict]:
-    return [{"price": px(p), "size": sz(s)} for p, s in levels]
-
-
-def book_msg(w: pg.Window, s: pm.Snapshot, *, full: bool | None = None) -> dict:
-    tok = w.tokens[s.token]
-    h = pm.book_hash(tok, s.version)
-    if s.full if full is None else full:
-        return {"market": w.condition_id, "asset_id": tok, "timestamp": str(s.ts), "hash": h,
-                "bids": _levels(s.bids), "asks": _levels(s.asks), "tick_size": _tick(s.tick),
-                "event_type": "book",
-                "last_trade_price": "" if s.last_trade is None else f"{s.last_trade / 1000:.3f}"}
-    return {"market": w.condition_id, "asset_id": tok, "bids": _levels(s.bids),
-            "asks": _levels(s.asks), "hash": h, "timestamp": str(s.ts), "event_type": "book"}
-
-
-def rest_book(w: pg.Window, s: pm.Snapshot) -> dict:
-    tok = w.tokens[s.token]
-    return {"market": w.condition_id, "asset_id": tok, "timestamp": str(s.ts),
-            "hash": pm.book_hash(tok, s.version), "bids": _levels(s.bids), "asks": _levels(s.asks),
-            "min_order_size": "5", "tick_size": _tick(s.tick), "neg_risk": False,
-            "last_trade_price": "" if s.last_trade is None else f"{s.last_trade / 1000:.3f}"}
-
-
-def encode(w: pg.Window, m, blocked: frozenset = frozenset()) -> tuple[dict, set[str]] | None:
-    """(message, tokens it concerns), without the entries of `blocked` tokens; None if empty."""
-    toks = w.tokens
-    if m.kind == "price_change":
-        ents = [e for e in m.entries if toks[e.token] not in blocked]
-        if not ents:
-            return None
-        return ({"market": w.condition_id,
-                 "price_changes": [{"asset_id": toks[e.token], "price": px(e.price),
-                                    "size": sz(e.size), "side": "BUY" if e.buy else "SELL",
-                                    "hash": pm.book_hash(toks[e.token], e.version),
-                                    "best_bid": px(e.best_bid), "best_ask": px(e.best_ask)}
-                                   for e in ents],
-                 "timestamp": str(m.ts), "event_type": "price_change"},
-                {toks[e.token] for e in ents})
-    tok = toks[m.token]
-    if tok in blocked:
-        return None
-    if m.kind == "book":
-        return book_msg(w, m), {tok}
-    if m.kind == "last_trade_price":
-        return ({"market": w.condition_id, "asset_id": tok, "price": px(m.price), "size": sz(m.size),
-                 "fee_rate_bps": "0", "side": "BUY" if m.taker_buy else "SELL",
-                 "timestamp": str(m.ts), "event_type": "last_trade_price",
-                 "transaction_hash": m.tx}, {tok})
-    if m.kind == "best_bid_ask":
-        spread = "" if m.best_bid is None or m.best_ask is None else px(m.best_ask - m.best_bid)
-        return ({"market": w.condition_id, "asset_id": tok, "best_bid": px(m.best_bid),
-                 "best_ask": px(m.best_ask), "spread": spread, "timestamp": str(m.ts),
-                 "event_type": "best_bid_ask"}, {tok})
-    if m.kind == "tick_size_change":
-        return ({"asset_id": tok, "event_type": "tick_size_change", "market": w.condition_id,
-                 "new_tick_size": _tick(m.new), "old_tick_size": _tick(m.old),
-                 "timestamp": str(m.ts)}, {tok})
-    raise ValueError(f"unknown message {m!r}")
-
-
-def resolved_msg(w: pg.Window, up_won: bool, ts_ms: int) -> dict:
-    """`market_resolved` in the (uncaptured, docs-derived) shape of the unverified sample."""
-    win = w.up_token if up_won else w.down_token
-    return {"event_type": "market_resolved", "id": w.market_id, "market": w.condition_id,
-            "assets_ids": [w.up_token, w.down_token], "winning_asset_id": win,
-            "winning_outcome": "Up" if up_won else "Down", "timestamp": str(ts_ms),
-            "tags": ["crypto"]}
-
-
-# --- faults -----------------------------------------------------------------------------------
-class FaultError(ValueError):
-    pass
-
-
-def parse_fault(body: bytes | str) -> dict:
-    """Validate a POST /__sim/fault body of the Polymarket port (see poly_server.py)."""
-    try:
-        d = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise FaultError(f"body is not JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise FaultError("body must be a JSON object")
-    kind = d.get("kind")
-    if kind not in KINDS:
-        raise FaultError(f"kind must be one of {list(KINDS)}")
-    unknown = set(d) - {"kind", "seconds", "stream", "asset", "count"}
-    if unknown:
-        raise FaultError(f"unknown field(s) {sorted(unknown)}")
-    for k in ("stream", "asset"):
-        if k in d and (not isinstance(d[k], str) or not d[k]):
-            raise FaultError(f"{k} must be a non-empty string")
-
-    def num(name, default, integer=False, minimum=0.0):
-        v = d.get(name, default)
-        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if v is None or isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum:
-            raise FaultError(f"{name} must be a {'whole ' if integer else ''}number >= {minimum}")
-        return v
-
-    out = {"kind": kind, "stream": d.get("stream", d.get("asset"))}
-    if kind == "stall":
-        out["seconds"] = float(num("seconds", None))
-    elif kind == "malformed":
-        out["count"] = num("count", None, integer=True, minimum=1)
-    elif kind == "gamma404":
-        out["count"] = num("count", 1, integer=True, minimum=1)
-    elif kind in ("tick_size", "silent_book", "thin_book"):
-        if "asset" not in d:
-            raise FaultError(f"{kind} needs an asset (token id)")
-        out["asset"] = d["asset"]
-        if kind == "silent_book":
-            out["seconds"] = float(num("seconds", None))
-        elif kind == "thin_book":
-            out["seconds"] = float(num("seconds", 10.0))
-    return out
-
-
-class PolyFaults:
-    """Active faults. Stream keys: "*" (everything on the port), "market" (the CLOB WS), "rtds",
-    or a token id. Times: monotonic seconds."""
-
-    def __init__(self):
-        self.stall: dict[str, float] = {}
-        self.silent: dict[str, float] = {}
-        self.bad: dict[str, int] = {}
-        self.gamma_empty = 0
-        self.n_corrupt = 0
-        self.applied = {k: 0 for k in KINDS}
-
-    def blocked_tokens(self, tokens, now_s: float) -> frozenset:
-        st = self.stall
-        if st.get("*", 0) > now_s or st.get("market", 0) > now_s:
-            return frozenset(tokens)
-        return frozenset(t for t in tokens if st.get(t, 0) > now_s or self.silent.get(t, 0) > now_s)
-
-    def rtds_stalled(self, now_s: float) -> bool:
-        return self.stall.get("*", 0) > now_s or self.stall.get("rtds", 0) > now_s
-
-    def take_bad(self, keys) -> int | None:
-        """The corruption variant (0..3) for the next frame of any of `keys`, or None."""
-        for k in keys:
-            n = self.bad.get(k)
-            if n:
-                if n == 1:
-                    del self.bad[k]
-                else:
-                    self.bad[k] = n - 1
-                self.n_corrupt += 1
-                return (self.n_corrupt - 1) % 4
-        return None
-
-    def ended_silences(self, now_s: float) -> list[str]:
-        done = [t for t, until in self.silent.items() if until <= now_s]
-        for t in done:
-            del self.silent[t]
-        return done
-
-    def describe(self, now_s: float) -> dict:
-        return {"applied": dict(self.applied),
-                "stall_sec_left": {k: round(v - now_s, 3) for k, v in self.stall.items() if v > now_s},
-                "silent_sec_left": {k: round(v - now_s, 3) for k, v in self.silent.items() if v > now_s},
-                "malformed_pending": dict(self.bad), "gamma_empty_pending": self.gamma_empty}
-
-
-def corrupt(variant: int, text: str, rtds: bool) -> str:
-    """A frame that fails the consumer's parser: truncated, not JSON, a wrong type, a missing field."""
-    if variant == 0:
-        return text[: max(1, len(text) // 2)]
-    if variant == 1:
-        return "\x00<html><body>502 Bad Gateway</body></html>"
-    d = orjson.loads(text)
-    obj = d[0] if isinstance(d, list) and d else d
-    if rtds:
-        pl = obj.get("payload", obj)
-        if variant == 2:
-            pl["value"] = "abc"
-            pl.pop("full_accuracy_value", None)
-            pl["timestamp"] = "abc"
-        else:
-            pl.pop("timestamp", None)
-    elif variant == 2:
-        if obj.get("price_changes"):
-            obj["price_changes"][0]["price"] = "abc"
-        elif "price" in obj:
-            obj["price"] = "abc"
-        else:
-            obj["timestamp"] = "abc"
-    else:
-        obj.pop("timestamp", None)
-    return orjson.dumps(d).decode()
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -674,7 +463,7 @@ class PolyVenue:
             b = self.books[loc[0]]
             if kind == "tick_size":
                 msgs = b.force_tick_change(now_ns // _MS)
-                ans["tick_size"] = _tick(b.tick)
+                ans["tick_size"] = tick_str(b.tick)
             else:
                 msgs = b.force_thin(now_ns // _MS, f["seconds"])
             self._publish(self.sched.window(loc[0]), msgs, mono_s, out)
@@ -695,7 +484,7 @@ class PolyVenue:
              "price_to_beat": self.price_to_beat(start) if now_s >= start else None,
              "fair_up": round(self.fair(start, now_ns), 6)}
         if b is not None:
-            d["tick_size"] = _tick(b.tick)
+            d["tick_size"] = tick_str(b.tick)
             d["up_mid"] = b.mid(0)
         return d
 
@@ -711,7 +500,7 @@ class PolyVenue:
                 bb, ba = b.best(i)
                 books[tok] = {"slug": w.slug, "outcome": ("Up", "Down")[i],
                               "hash": pm.book_hash(tok, b.version[i]), "version": b.version[i],
-                              "best_bid": px(bb), "best_ask": px(ba), "tick_size": _tick(b.tick),
+                              "best_bid": px(bb), "best_ask": px(ba), "tick_size": tick_str(b.tick),
                               "live": b.active,
                               "subscribers": len(self.subs.get(tok, ()))}
         orc = self.oracle

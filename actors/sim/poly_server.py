@@ -45,7 +45,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from actors.sim.poly import FaultError, PolyVenue, parse_fault
+from actors.sim.poly import PolyVenue
+from actors.sim.poly_faults import FaultError, parse_fault
 from actors.sim.server import _Conn, _json_response
 
 log = logging.getLogger("sim")

@@ -77,6 +77,7 @@ class System:
             SHM_PREFIX=prefix, LOG_DIR=str(self.tmp / "logs"), TDC_RUN_DIR=str(self.tmp / "run"),
             DECISION_LOG_DIR=str(self.tmp / "decisions"),
             HTTP_PORT=str(free_port()), SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
+            SIM_POLY_PORT=str(free_port()),
             ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
             ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}", PYTHONUNBUFFERED="1")
         env.update(overrides)

@@ -101,7 +101,7 @@ def test_tick_size_change_drops_the_book_until_a_snapshot(stack):
     doc = stack.state("polymarket")
     r = book_reader(stack)
     r.read()
-    n0 = doc["counters"]["tick_size_changes"]
+    n0, rc0 = doc["counters"]["tick_size_changes"], doc["counters"]["reconnects"]
     inject(stack.poly_url, "tick_size", asset=up)
     wait_for(lambda: stack.state("polymarket")["counters"]["tick_size_changes"] > n0, 10, "the tick change")
     recs = []
@@ -115,6 +115,7 @@ def test_tick_size_change_drops_the_book_until_a_snapshot(stack):
     # (the venue may send the change as a pair: several gap records, then the snapshot)
     after = up_recs[gap_i:][(up_recs[gap_i:]["flags"] & FLAG_GAP) == 0]
     assert after[0]["flags"] & FLAG_SNAPSHOT, "the first UP book after the change must be a fresh snapshot"
+    assert stack.state("polymarket")["counters"]["reconnects"] == rc0, "a tick change must not reconnect"
 
 
 def test_reconnect_resubscribes(stack):

@@ -45,7 +45,7 @@ def test_gamma_markets_and_events_shaped_like_the_capture():
     twap = _capture("gamma_market_btc_updown_5m_twap_2026-08_reduced.json")
 
     async def main():
-        async with poly_sim(window_sec=20) as sim:
+        async with poly_sim(window_sec=20, lead=15) as sim:    # no rollover during the test
             st = await sim.stats()
             sch = st["schedule"]
             assert sch["series"] == "5m" and sch["slug_prefix"] == "btc-updown-5m"
