@@ -52,23 +52,20 @@ class Fault:
     retry_after: int = 0
 
 
-def parse_fault(body: bytes | str) -> Fault:
-    """Validate a POST /__sim/fault body."""
+def fault_body(body: bytes | str, kinds: tuple[str, ...], fields: set[str]):
+    """Validate a fault request's JSON object: (the dict, a checked-number getter). Shared by
+    every port's fault route."""
     try:
         d = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise FaultError(f"body is not JSON: {exc}") from None
     if not isinstance(d, dict):
         raise FaultError("body must be a JSON object")
-    kind = d.get("kind")
-    if kind not in KINDS:
-        raise FaultError(f"kind must be one of {list(KINDS)}")
-    unknown = set(d) - {"kind", "seconds", "stream", "count", "retry_after"}
+    if d.get("kind") not in kinds:
+        raise FaultError(f"kind must be one of {list(kinds)}")
+    unknown = set(d) - fields - {"kind"}
     if unknown:
         raise FaultError(f"unknown field(s) {sorted(unknown)}")
-    stream = d.get("stream")
-    if stream is not None and (not isinstance(stream, str) or not stream):
-        raise FaultError("stream must be a non-empty string")
 
     def num(name, default, *, integer=False, minimum=0):
         v = d.get(name, default)
@@ -76,6 +73,17 @@ def parse_fault(body: bytes | str) -> Fault:
         if v is None or isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum:
             raise FaultError(f"{name} must be a {'whole ' if integer else ''}number >= {minimum}")
         return v
+
+    return d, num
+
+
+def parse_fault(body: bytes | str) -> Fault:
+    """Validate a POST /__sim/fault body."""
+    d, num = fault_body(body, KINDS, {"seconds", "stream", "count", "retry_after"})
+    kind = d["kind"]
+    stream = d.get("stream")
+    if stream is not None and (not isinstance(stream, str) or not stream):
+        raise FaultError("stream must be a non-empty string")
 
     if kind == "stall":
         return Fault(kind, seconds=float(num("seconds", None)), stream=stream)

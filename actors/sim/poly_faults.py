@@ -9,42 +9,21 @@ actors.venues.polymarket.parse_frame / actors.venues.rtds.parse_frame with their
 """
 from __future__ import annotations
 
-import math
-
 import orjson
+
+from .faults import FaultError, fault_body
 
 KINDS = ("stall", "drop", "disconnect", "malformed", "tick_size", "gamma404", "silent_book",
          "thin_book", "clear")
 
 
-class FaultError(ValueError):
-    """A fault request that cannot be applied (answered 400)."""
-
-
 def parse_fault(body: bytes | str) -> dict:
     """Validate a POST /__sim/fault body of the Polymarket port (see poly_server.py)."""
-    try:
-        d = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise FaultError(f"body is not JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise FaultError("body must be a JSON object")
-    kind = d.get("kind")
-    if kind not in KINDS:
-        raise FaultError(f"kind must be one of {list(KINDS)}")
-    unknown = set(d) - {"kind", "seconds", "stream", "asset", "count"}
-    if unknown:
-        raise FaultError(f"unknown field(s) {sorted(unknown)}")
+    d, num = fault_body(body, KINDS, {"seconds", "stream", "asset", "count"})
+    kind = d["kind"]
     for k in ("stream", "asset"):
         if k in d and (not isinstance(d[k], str) or not d[k]):
             raise FaultError(f"{k} must be a non-empty string")
-
-    def num(name, default, integer=False, minimum=0.0):
-        v = d.get(name, default)
-        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if v is None or isinstance(v, bool) or not ok or not math.isfinite(v) or v < minimum:
-            raise FaultError(f"{name} must be a {'whole ' if integer else ''}number >= {minimum}")
-        return v
 
     out = {"kind": kind, "stream": d.get("stream", d.get("asset"))}
     if kind == "stall":

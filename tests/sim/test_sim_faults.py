@@ -173,9 +173,9 @@ def test_gap_jumps_agg_ids_and_breaks_depth_continuity_once():
                     connect(ports.sws("/ws/btcusdt@aggTrade")) as s:
                 ra, rd, rs = Reader(a), Reader(d), Reader(s)
                 await ra.wait(lambda: len(rd.frames) > 3 and len(rs.frames) > 3)
+                n = (len(ra.frames), len(rd.frames), len(rs.frames))   # before the faults
                 assert (await ainject(ports.fhttp, "gap", count=5))["ok"]
                 assert (await ainject(ports.shttp, "gap", count=2))["ok"]
-                n = (len(ra.frames), len(rd.frames), len(rs.frames))
                 await ra.wait(lambda: len(ra.frames) > n[0] + 20 and len(rd.frames) > n[1] + 5
                               and len(rs.frames) > n[2] + 10)
                 for r in (ra, rd, rs):
