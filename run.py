@@ -33,9 +33,11 @@ ACTORS = {
     "compute": "actors.compute",
     "api": "actors.api",
     "sim": "actors.sim.server",
+    "strategy": "actors.strategy",
 }
 TOOLS = {
     "bench": "tests.bench.run",
+    "calibrate": "actors.calibrate",
 }
 
 

@@ -80,7 +80,8 @@ class EdgeEngine:
             self._ts.append(now_ns)
             self._px.append(micro)
             smooth = self.smooth.update(now_ns, micro)
-        for ts, px, flags in zip(*(self.chainlink_r.read()[f].tolist() for f in ("ts_event_ns", "price", "flags"))):
+        cl = self.chainlink_r.read()
+        for ts, px, flags in zip(cl["ts_event_ns"].tolist(), cl["price"].tolist(), cl["flags"].tolist()):
             if not flags & FLAG_GAP:
                 self.fair.on_chainlink(ts, px)
         poly = self.poly.read() or {}

@@ -39,7 +39,8 @@ def recompute_bar(trades: list[dict], start_ns: int, end_ns: int) -> dict:
 
 
 def test_system_end_to_end(system):
-    system.start(SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3", API_TOKEN="e2e-token")
+    system.start(SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3", API_TOKEN="e2e-token",
+                 VOL_WARMUP_SAMPLES="3")
     wait_for(lambda: system.health()[0] == 200, 60, "/health 200 after start\n" + system.logs())
     # every actor heartbeats, the API's gunicorn master included (it reports its workers)
     h0 = wait_for(lambda: (lambda b: b if b["actors"].get("api", {}).get("counters", {}).get("workers")
@@ -120,8 +121,10 @@ def test_system_end_to_end(system):
         system.get("/latest/polymarket").json()), 20, "the Polymarket window and books")
     assert poly["window"]["slug"].startswith("btc-updown-15m-")
     assert 0 < poly["books"]["UP"]["best_bid"] < poly["books"]["UP"]["best_ask"] < 1
-    edge = wait_for(lambda: (lambda d: d if d["fair"]["tau_s"] is not None else None)(
-        system.get("/latest/edge").json()), 20, "an edge document for the current window")
+    edge = wait_for(lambda: (lambda d: d if d["fair"]["fast"] is not None else None)(
+        system.get("/latest/edge").json()), 30, "a fair probability for the current window")
+    assert 0 < edge["fair"]["fast"] < 1 and 0 < edge["fair"]["smooth"] < 1 and edge["fair"]["pairs"] > 0
+    assert abs(edge["fair"]["basis_bps"]) < 50
     assert edge["window"] == poly["window"]["slug"]
     assert edge["edge"]["decision"] in ("BUY_UP", "BUY_DOWN", "NONE")
     assert set(edge["edge"]["sides"]) == {"UP", "DOWN"} and edge["accumulate"]["action"] in ("SLICE", "HOLD")
