@@ -87,8 +87,12 @@ def test_rollover_across_windows_without_gap_or_carry_over(stack):
 
 
 def test_books_are_consistent_and_reconciled(stack):
-    doc = wait_for(lambda: (lambda d: d if d["counters"]["reconcile_checks"] >= 2 else None)(
-        stack.state("polymarket")), 20, "two REST reconciliations")
+    # (a book is briefly invalid after a rollover or a tick change: wait for both to be whole)
+    doc = wait_for(lambda: (lambda d: d if d["counters"]["reconcile_checks"] >= 2
+                            and d["books"]["UP"].get("valid") and d["books"]["DOWN"].get("valid")
+                            and d["books"]["UP"].get("mid") is not None
+                            and d["books"]["DOWN"].get("mid") is not None else None)(
+        stack.state("polymarket")), 30, "two REST reconciliations and both books whole")
     up, down = doc["books"]["UP"], doc["books"]["DOWN"]
     assert up["valid"] and down["valid"]
     assert 0 < up["best_bid"] < up["best_ask"] < 1
