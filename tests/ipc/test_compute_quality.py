@@ -72,7 +72,9 @@ def test_anchor_reset_survives_a_compute_restart(compute):
     c, rings = compute
     assert c.handle_control(orjson.dumps({"cmd": "anchor_reset", "anchor_ns": 123})) == {"ok": True, "anchor_ns": 123}
     c.control.close(0)
-    c2 = Compute(c.s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
+    # a new control port: zmq releases the old one asynchronously, and the anchor is what matters
+    s2 = c.s.model_copy(update={"zmq_control_url": f"tcp://127.0.0.1:{free_port()}"})
+    c2 = Compute(s2, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     try:
         assert c2.venues["futures"].cvd.anchor_ns == 123 and c2.venues["futures"].cvd.explicit
         assert c2.venues["spot"].vwap.anchor_ns == 123
