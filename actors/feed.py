@@ -282,10 +282,6 @@ class Feed:
                 self._unstorable(sink, exc, frame)
         conn.bytes += nbytes
 
-    def handle_frame(self, conn: ConnState, frame: bytes, ts_recv_ns: int,
-                     link: _Link | None = None) -> None:
-        self.handle_frames(conn, [frame], ts_recv_ns, link)
-
     def handle_decoded(self, conn: ConnState, decoded: list, frame: bytes, link: _Link | None) -> None:
         """The records of a batch frame, through the same routing as single-record frames."""
         for d in decoded:

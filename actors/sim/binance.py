@@ -90,8 +90,8 @@ def fmt_units(v: int, decimals: int) -> str:
     return f"{s[:-decimals]}.{s[-decimals:]}"
 
 
-class FuturesCodec:
-    """Encodes market events as the exact live USD-M frames for one symbol."""
+class Codec:
+    """What every Binance frame encoder knows of its instrument."""
 
     def __init__(self, instrument: Instrument):
         self.instrument = instrument
@@ -100,6 +100,10 @@ class FuturesCodec:
         self.book_stream = f"{instrument.symbol.lower()}@bookTicker"
         self._pp = instrument.price_precision
         self._qp = instrument.qty_precision
+
+
+class FuturesCodec(Codec):
+    """Encodes market events as the exact live USD-M frames for one symbol."""
 
     def agg_trade(self, ev: AggTrade) -> str:
         """Raw aggTrade payload: e,E,a,s,p,q,nq,f,l,T,m (`nq` equals `q`: no RPI orders here)."""

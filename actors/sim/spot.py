@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 import numpy as np
 
 from actors.sim import binance
-from actors.sim.binance import fmt_units
+from actors.sim.binance import Codec, fmt_units
 from actors.sim.market import SPOT_BTCUSDT, AggTrade, BookTicker, Instrument, Market, MarketParams
 
 SPOT = "spot"
@@ -101,16 +101,8 @@ class SpotMarket(Market):
 
 
 # --- frames ----------------------------------------------------------------------------------
-class SpotCodec:
+class SpotCodec(Codec):
     """Encodes spot market events as the exact live spot frames for one symbol."""
-
-    def __init__(self, instrument: Instrument):
-        self.instrument = instrument
-        self.symbol = instrument.symbol
-        self.agg_stream = f"{instrument.symbol.lower()}@aggTrade"
-        self.book_stream = f"{instrument.symbol.lower()}@bookTicker"
-        self._pp = instrument.price_precision
-        self._qp = instrument.qty_precision
 
     def agg_trade(self, ev: AggTrade) -> str:
         """Raw spot aggTrade payload: e,E,s,a,p,q,f,l,T,m,M."""

@@ -218,8 +218,8 @@ def _size(v: object) -> float:
 _MAX_MS = (2**63 - 1) // _MS     # the ns value must fit the int64 ring fields
 
 
-def _ms(v: object) -> int:
-    # Polymarket sends ms timestamps as decimal strings ("1786728467006"); accept ints too.
+def ms_timestamp(v: object) -> int:
+    """A Polymarket ms timestamp: a decimal string ("1786728467006") or an int, fitting int64 ns."""
     if type(v) is int:
         t = v
     elif type(v) is str and v.isascii() and v.isdigit():
@@ -287,7 +287,7 @@ def _book(d: dict, ts_recv_ns: int) -> Book:
     return Book(
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
         bids=_levels(d["bids"], True), asks=_levels(d["asks"], False),
-        hash=_opt_str(d.get("hash")), timestamp_ms=_ms(d["timestamp"]),
+        hash=_opt_str(d.get("hash")), timestamp_ms=ms_timestamp(d["timestamp"]),
         tick_size=_opt_num(d.get("tick_size")), last_trade_price=_opt_price(d.get("last_trade_price")),
         min_order_size=_opt_num(d.get("min_order_size")), neg_risk=_opt_bool(d.get("neg_risk")),
         ts_recv_ns=ts_recv_ns,
@@ -307,7 +307,7 @@ def _change(e: dict, asset_id: str | None = None, hash_: str | None = None) -> C
 
 def _price_change(d: dict, ts_recv_ns: int) -> PriceChange:
     market = _opt_str(d.get("market"))
-    ts = _ms(d["timestamp"])
+    ts = ms_timestamp(d["timestamp"])
     batch = d.get("price_changes")
     if batch is not None:
         if type(batch) is not list:
@@ -335,7 +335,7 @@ def _last_trade(d: dict, ts_recv_ns: int) -> LastTrade:
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
         price=_price(d["price"]), size=_size(d["size"]), side=side,
         fee_rate_bps=0.0 if fee is None or fee == "" else _num(fee),
-        timestamp_ms=_ms(d["timestamp"]), transaction_hash=None if tx is None else _str(tx),
+        timestamp_ms=ms_timestamp(d["timestamp"]), transaction_hash=None if tx is None else _str(tx),
         ts_recv_ns=ts_recv_ns,
     )
 
@@ -344,7 +344,7 @@ def _tick_size_change(d: dict, ts_recv_ns: int) -> TickSizeChange:
     return TickSizeChange(
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
         old_tick_size=_num(d["old_tick_size"]), new_tick_size=_num(d["new_tick_size"]),
-        timestamp_ms=_ms(d["timestamp"]), ts_recv_ns=ts_recv_ns,
+        timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
 
@@ -352,7 +352,7 @@ def _best_bid_ask(d: dict, ts_recv_ns: int) -> BestBidAsk:
     return BestBidAsk(
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
         best_bid=_opt_price(d.get("best_bid")), best_ask=_opt_price(d.get("best_ask")),
-        spread=_opt_num(d.get("spread")), timestamp_ms=_ms(d["timestamp"]), ts_recv_ns=ts_recv_ns,
+        spread=_opt_num(d.get("spread")), timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
 
@@ -365,7 +365,7 @@ def _new_market(d: dict, ts_recv_ns: int) -> NewMarket:
         question=_opt_str(d.get("question")), asset_ids=_str_list(ids),
         outcomes=_str_list(d.get("outcomes", [])),
         tick_size=_opt_num(d.get("order_price_min_tick_size")), active=_opt_bool(d.get("active")),
-        timestamp_ms=_ms(d["timestamp"]), ts_recv_ns=ts_recv_ns,
+        timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
 
@@ -374,7 +374,7 @@ def _market_resolved(d: dict, ts_recv_ns: int) -> MarketResolved:
         id=_opt_str(d.get("id")), market=_str(d["market"]),
         asset_ids=_str_list(d.get("assets_ids", [])),
         winning_asset_id=_str(d["winning_asset_id"]), winning_outcome=_opt_str(d.get("winning_outcome")),
-        timestamp_ms=_ms(d["timestamp"]), ts_recv_ns=ts_recv_ns,
+        timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
 

@@ -32,6 +32,8 @@ import orjson
 
 from ipc.schema import FLAG_SNAPSHOT
 
+from .polymarket import ms_timestamp
+
 __all__ = ["FrameError", "Decoded", "parse_frame", "subscribe_msg", "PING", "PING_INTERVAL_SEC", "TOPIC", "SYMBOL"]
 
 TOPIC = "crypto_prices_chainlink"
@@ -64,21 +66,9 @@ def _fail(why: str, frame: bytes | str) -> FrameError:
     return FrameError(f"{why}: {frame[:_FRAME_SNIPPET]!r}")
 
 
-_MAX_MS = (2**63 - 1) // _MS     # the ns value must fit the int64 ring fields
-
-
 def _ms(v: object) -> int:
-    if type(v) is int:
-        t = v
-    elif type(v) is float and v.is_integer():
-        t = int(v)
-    elif type(v) is str and v.isascii() and v.isdigit():
-        t = int(v)
-    else:
-        raise ValueError(f"not a ms timestamp: {v!r}")
-    if not 0 <= t <= _MAX_MS:
-        raise ValueError(f"ms timestamp out of range: {v!r}")
-    return t
+    # RTDS sends ms as JSON numbers, occasionally as integral floats
+    return ms_timestamp(int(v) if type(v) is float and v.is_integer() else v)
 
 
 def _price(p: dict) -> float:

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from tests.e2e.harness import free_port
 
@@ -148,7 +149,7 @@ def bench_ingest(n: int, subscriber: bool = True) -> dict:
                 time.sleep(0.1)
         bare = subprocess.run([py, "-m", "tests.bench.receivers", "count", url, str(n)], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=300)
-        out["bare"] = orjson_loads(bare.stdout.strip().splitlines()[-1])
+        out["bare"] = orjson.loads(bare.stdout.strip().splitlines()[-1])
         procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
         if subscriber:
             procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
@@ -208,11 +209,6 @@ def bench_tick(seconds: float, rate: float) -> dict:
     return {"rate": rate, "trades": trades, **{k: c.get(k) for k in (
         "tick_p50_ms", "tick_p99_ms", "jitter_p50_ms", "jitter_p99_ms", "tick_samples", "tick_overruns",
         "tick_max_ms")}}
-
-
-def orjson_loads(text: str):
-    import orjson
-    return orjson.loads(text)
 
 
 def bench_ring(n: int = 1_000_000) -> dict:
