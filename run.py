@@ -5,8 +5,13 @@
   python run.py                  every actor against the live venues
   python run.py <actor>          one actor (what supervisord runs): bus, feed_futures, feed_spot, context,
                                  compute, api, sim
+  python run.py --replay DIR [--speed X]
+                                 every actor against the sim serving a recording (original timing, or X times faster)
+  python run.py backtest DIR     replay at full speed; decisions, edge distribution, paper PnL per window
+  python run.py export DIR OUT   the recording as Parquet (one file per venue and stream)
   python run.py ctl <args>       supervisorctl for the running system (status, restart feed_futures, …)
   python run.py bench [...]      benchmarks (see README)
+  python run.py tui              the live terminal dashboard (q quits, 1/2/3 or tab switch panels)
 
 Settings are loaded once here and handed to the actor; a bad value stops the start with a message
 naming the variable. In supervisor mode the venue URLs are pointed at the sim by environment, so
@@ -34,10 +39,14 @@ ACTORS = {
     "api": "actors.api",
     "sim": "actors.sim.server",
     "strategy": "actors.strategy",
+    "recorder": "actors.recorder",
 }
 TOOLS = {
     "bench": "tests.bench.run",
     "calibrate": "actors.calibrate",
+    "backtest": "actors.backtest",
+    "export": "actors.export",
+    "tui": "actors.tui",
 }
 
 
@@ -59,7 +68,8 @@ def sim_env(s) -> dict[str, str]:
             "POLYMARKET_GAMMA_URL": f"http://{poly}/gamma",
             "POLYMARKET_CLOB_URL": f"http://{poly}/clob",
             "POLYMARKET_CLOB_WS": f"ws://{poly}/ws/market",
-            "POLYMARKET_RTDS_URL": f"ws://{poly}/rtds"}
+            "POLYMARKET_RTDS_URL": f"ws://{poly}/rtds",
+            "TAAPI_URL": f"http://{fut}/taapi"}
 
 
 def supervisor_env(s, with_sim: bool) -> dict[str, str]:
@@ -72,6 +82,7 @@ def supervisor_env(s, with_sim: bool) -> dict[str, str]:
         env.update(sim_env(s))
     env.update(TDC_PYTHON=sys.executable, TDC_ROOT=str(ROOT), TDC_RUN_DIR=str(run_dir),
                TDC_LOG_DIR=str(log_dir), TDC_WITH_SIM="true" if with_sim else "false",
+               TDC_RECORD="true" if s.record_enabled else "false",
                PYTHONUNBUFFERED="1")
     return env
 
@@ -109,10 +120,38 @@ def run_ctl(args: list[str]) -> int:
                             "-c", str(ROOT / "supervisord.conf"), *args], env=env, cwd=ROOT)
 
 
+def replay_env(argv: list[str]) -> dict[str, str]:
+    """`--replay DIR [--speed X]`: the sim serves DIR; every actor's data clock starts at the
+    recording's first frame REPLAY_LEAD_SEC (wall) from now, so the feeds are connected by then."""
+    import argparse
+    import time
+
+    from actors.sim.replay import first_frame_ns
+    ap = argparse.ArgumentParser(prog="run.py --replay")
+    ap.add_argument("dir")
+    ap.add_argument("--speed", type=float, default=1.0)
+    a = ap.parse_args(argv)
+    if a.speed <= 0:
+        raise SystemExit("--speed must be > 0")
+    try:
+        origin = first_frame_ns(Path(a.dir))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--replay: {exc}")
+    return {"REPLAY_DIR": str(Path(a.dir).resolve()), "REPLAY_SPEED": repr(a.speed),
+            "REPLAY_ORIGIN_NS": str(origin), "REPLAY_WALL0_NS": str(time.time_ns() + REPLAY_LEAD_NS),
+            "RECORD_ENABLED": "false"}
+
+
+REPLAY_LEAD_NS = 5_000_000_000
+
+
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if not argv or argv[0] in ("--sim", "--live"):
         return run_supervisor(with_sim=bool(argv) and argv[0] == "--sim")
+    if argv[0] == "--replay":
+        os.environ.update(replay_env(argv[1:]))
+        return run_supervisor(with_sim=True)
     cmd, rest = argv[0], argv[1:]
     if cmd in ("-h", "--help", "help"):
         print(__doc__)
@@ -127,6 +166,8 @@ def main(argv: list[str]) -> int:
         return 2
     s = _settings()
     from config.logging import setup_logging
+    from ipc import clock
+    clock.configure_from(s)
     setup_logging(cmd, s.log_level)
     importlib.import_module(ACTORS[cmd]).main(s)
     return 0

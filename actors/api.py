@@ -4,7 +4,13 @@ Invariants:
 - no request waits on another actor (control requests excepted, with a timeout): every GET is a
   seqlock read of a state block or of the heartbeat registry;
 - JSON everywhere through one media handler (orjson); bad input is a 4xx with a JSON error;
-  an unexpected fault is a 500 with a JSON error and no stack trace (it is logged instead).
+  an unexpected fault is a 500 with a JSON error and no stack trace (it is logged instead);
+- every error body is `{"title", "description"}` JSON whatever the client's Accept header says
+  (falcon would answer XML to an XML-preferring client): unknown route 404, unknown method 405,
+  bad query 400, bad or missing token 401 (compared in constant time), control disabled 403,
+  body over MAX_BODY_BYTES 413 (checked on Content-Length before routing, and again while
+  reading), a body that is not application/json 415;
+- `GET /openapi.json` describes every route (actors/openapi.py); the tests fuzz the app against it.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import falcon
 import orjson
 
 from config.settings import Settings
+from ipc import clock
 from ipc.state import Registry, StateBlock
 
 log = logging.getLogger("api")
@@ -63,6 +70,7 @@ class ShmView:
     def actors(self, now_ns: int) -> dict[str, dict]:
         alive_ns = int(self.s.health_alive_sec * 1e9)
         stale_ns = int(self.s.health_data_stale_sec * 1e9)
+        data_now_ns = clock.now_ns()     # data time (replay-aware); heartbeats stay on the wall clock
         out = {}
         for name, hb in self.registry.read_all().items():
             age_ns = now_ns - hb["alive_ns"]
@@ -71,12 +79,18 @@ class ShmView:
                     "alive": running and age_ns <= alive_ns and not hb.get("stopped"),
                     "heartbeat_age_ms": age_ns / 1e6, "uptime_s": (now_ns - hb["start_ns"]) / 1e9,
                     "counters": hb.get("counters", {})}
+            for extra in ("hist", "rings"):      # compute's tick histogram, overruns per ring
+                if extra in hb:
+                    info[extra] = hb[extra]
+            for key in ("alert", "recording"):     # the recorder's disk state
+                if hb.get(key) is not None:
+                    info[key] = hb[key]
             feed = hb.get("feed")
             if feed:
                 streams = {}
                 for kind, st in feed["streams"].items():
                     last = st.get("last_recv_ns") or 0
-                    age = (now_ns - last) if last else None
+                    age = (data_now_ns - last) if last else None
                     quiet = st.get("max_silence_s", 0)
                     if quiet is None:      # may be silent for long (liquidations): never stale
                         fresh = True
@@ -121,8 +135,10 @@ class StateResource:
 
     def on_get(self, req, resp):
         now = time.time_ns()
-        resp.media = {"ts_ns": now, "quality": self.view.doc("quality"),
-                      "actors": self.view.actors(now)}
+        actors = self.view.actors(now)
+        resp.media = {"ts_ns": now, "quality": self.view.doc("quality"), "actors": actors,
+                      "alerts": [{"actor": k, "alert": a["alert"]} for k, a in actors.items()
+                                 if a.get("alert")]}
 
 
 class LatestResource:
@@ -145,8 +161,9 @@ class BookResource:
         self.view = view
 
     def on_get(self, req, resp):
-        venue = req.get_param("venue", required=True)
-        if venue not in BOOK_VENUES:
+        given = req.get_param_as_list("venue", required=True)
+        venue = given[0]
+        if len(given) != 1 or venue not in BOOK_VENUES:
             raise falcon.HTTPBadRequest(title="bad venue",
                                         description=f"venue must be one of {', '.join(BOOK_VENUES)}")
         feats = self.view.doc("features")
@@ -177,12 +194,12 @@ class AnchorResetResource:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self.token.encode()):
             raise falcon.HTTPUnauthorized(title="bad token", description="Authorization: Bearer <API_TOKEN>",
                                           challenges=["Bearer"])
-        length = req.content_length or 0
-        if length > MAX_BODY_BYTES:
-            raise falcon.HTTPContentTooLarge(title="body too large",
-                                             description=f"at most {MAX_BODY_BYTES} bytes")
-        raw = req.bounded_stream.read(MAX_BODY_BYTES + 1) if length else b""
-        if len(raw) > MAX_BODY_BYTES:
+        # (a body over the limit by Content-Length was refused before routing: BodyLimit)
+        raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+        if raw and (req.content_type or "").partition(";")[0].strip().lower() != JSON:
+            raise falcon.HTTPUnsupportedMediaType(title="unsupported content type",
+                                                  description=f"a body must be {JSON}")
+        if len(raw) > MAX_BODY_BYTES:          # defence in depth: BodyLimit refused it already
             raise falcon.HTTPContentTooLarge(title="body too large", description=f"at most {MAX_BODY_BYTES} bytes")
         anchor = None
         if raw.strip():
@@ -193,6 +210,10 @@ class AnchorResetResource:
             if not isinstance(body, dict) or set(body) - {"anchor_ns"}:
                 raise falcon.HTTPBadRequest(title="bad body", description='expected {"anchor_ns": int} or nothing')
             anchor = body.get("anchor_ns")
+            # JSON Schema counts 1.7e18 as an integer (a number with no fraction): accept it, as
+            # the OpenAPI document says; a fraction, a bool or a string is refused
+            if type(anchor) is float and anchor.is_integer() and 0 <= anchor < 2 ** 63:
+                anchor = int(anchor)
             if anchor is not None and (type(anchor) is not int or not 0 <= anchor < 2 ** 63):
                 raise falcon.HTTPBadRequest(title="bad anchor_ns",
                                             description="anchor_ns must be an integer epoch time in ns")
@@ -221,16 +242,39 @@ def _control(request: dict, url: str) -> dict | None:
 
 
 class MetricsResource:
-    def __init__(self, view: ShmView):
+    def __init__(self, registry):
         from prometheus_client import CONTENT_TYPE_LATEST
-        from .metrics import make_registry
-        self.registry = make_registry(view)
+        self.registry = registry
         self.content_type = CONTENT_TYPE_LATEST
 
     def on_get(self, req, resp):
         from prometheus_client import generate_latest
         resp.data = generate_latest(self.registry)
         resp.content_type = self.content_type
+
+
+class OpenApiResource:
+    def __init__(self, doc: dict):
+        self.data = orjson.dumps(doc)      # built once: the document is a function of the code
+
+    def on_get(self, req, resp):
+        resp.data = self.data
+        resp.content_type = JSON
+
+
+class BodyLimit:
+    """Refuses a declared body over MAX_BODY_BYTES on any route, before routing or auth."""
+
+    def process_request(self, req, resp):
+        if (req.content_length or 0) > MAX_BODY_BYTES:
+            raise falcon.HTTPContentTooLarge(title="body too large",
+                                             description=f"at most {MAX_BODY_BYTES} bytes")
+
+
+def _serialize_error(req, resp, exc: falcon.HTTPError) -> None:
+    """Every error as JSON, whatever the Accept header (falcon's default may answer XML)."""
+    resp.data = orjson.dumps(exc.to_dict())
+    resp.content_type = JSON
 
 
 def _unexpected(req, resp, ex, params):
@@ -241,8 +285,13 @@ def _unexpected(req, resp, ex, params):
                                          description="the error was logged")
 
 
-def create_app(view: ShmView, settings: Settings) -> falcon.App:
-    app = falcon.App(media_type=JSON)
+def create_app(view: ShmView, settings: Settings, prometheus_dir=None) -> falcon.App:
+    """`prometheus_dir`: the multiprocess directory under gunicorn (see actors/metrics.py)."""
+    from .metrics import ApiMetrics
+    from .openapi import build_openapi
+    api_metrics = ApiMetrics(view, prometheus_dir)
+    app = falcon.App(media_type=JSON, middleware=[api_metrics, BodyLimit()])
+    app.set_error_serializer(_serialize_error)
     handler = falcon.media.JSONHandler(dumps=_dumps, loads=orjson.loads)
     app.req_options.media_handlers[JSON] = handler
     app.resp_options.media_handlers[JSON] = handler
@@ -254,7 +303,8 @@ def create_app(view: ShmView, settings: Settings) -> falcon.App:
     app.add_route("/latest/book", BookResource(view))
     app.add_route("/latest/polymarket", LatestResource(view, "polymarket"))
     app.add_route("/latest/edge", LatestResource(view, "edge"))
-    app.add_route("/metrics", MetricsResource(view))
+    app.add_route("/metrics", MetricsResource(api_metrics.registry))
+    app.add_route("/openapi.json", OpenApiResource(build_openapi(MAX_BODY_BYTES)))
     app.add_route("/control/anchor/reset", AnchorResetResource(settings))
     return app
 
@@ -264,8 +314,13 @@ def wsgi_app() -> falcon.App:
     from config.logging import setup_logging
     from config.settings import load_settings
     settings = load_settings()
+    clock.configure_from(settings)
     setup_logging("api", settings.log_level)
-    return create_app(ShmView(settings), settings)
+    from .gunicorn_conf import PROMETHEUS_ENV, prometheus_dir
+    # under our gunicorn config the master has set up the multiprocess directory for the
+    # workers' latency histograms; without it (a bare gunicorn) each worker counts alone
+    multi = prometheus_dir(settings) if os.environ.get(PROMETHEUS_ENV) else None
+    return create_app(ShmView(settings), settings, multi)
 
 
 def main(settings: Settings) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
 from collections import deque
 
 import numpy as np
@@ -22,6 +21,7 @@ import orjson
 import zmq
 
 from config.settings import Settings
+from ipc import clock
 from ipc.bus import STATE_TOPIC, Publisher, bar_topic, edge_topic, features_topic
 from ipc.ring import RingReader
 from ipc.schema import DTYPES, FLAG_GAP, KLINE, ring_name
@@ -39,6 +39,7 @@ from .features.liquidations import Liquidations
 from .features.rvol import Rvol
 from .features.volatility import Volatility
 from .features.vwap import AnchoredVwap
+from .histogram import TICK_DURATION_BOUNDS_MS, Histogram
 
 log = logging.getLogger("compute")
 
@@ -180,7 +181,7 @@ class Compute:
         self.kline_r = {tf: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "context", f"kline_{tf}"),
                                        KLINE, from_oldest=True) for tf in s.context_tfs}
         self.basis = Basis.from_settings(s)
-        self.liqs = Liquidations.from_settings(s, time.time_ns())
+        self.liqs = Liquidations.from_settings(s, clock.now_ns())
         self.bias = Bias.from_settings(s)
         self.blocks = {name: StateBlock(s.shm_dir, s.shm_prefix, name, writer=True)
                        for name in ("features", "bars", "quality", "edge")}
@@ -199,6 +200,8 @@ class Compute:
         self._stop = False
         # the last TICK_STATS ticks' duration and start jitter (ns), for percentiles in the heartbeat
         self._tick_ns = np.zeros((TICK_STATS, 2), dtype=np.int64)
+        # every tick's duration since start, for the Prometheus histogram (the window above forgets)
+        self.tick_hist = Histogram(TICK_DURATION_BOUNDS_MS)
 
     # --- one tick -------------------------------------------------------------------------
     def tick(self, now_ns: int) -> None:
@@ -268,12 +271,12 @@ class Compute:
         self.control_requests += 1
         if cmd == "anchor_reset":
             anchor = req.get("anchor_ns")
-            anchor = time.time_ns() if anchor is None else anchor
+            anchor = clock.now_ns() if anchor is None else anchor
             if not isinstance(anchor, int) or anchor < 0:
                 return {"ok": False, "error": "anchor_ns must be a non-negative integer"}
             for vs in self.venues.values():
                 vs.reset_anchor(anchor)
-            self.anchor_block.write({"anchor_ns": anchor, "set_ns": time.time_ns()})
+            self.anchor_block.write({"anchor_ns": anchor, "set_ns": clock.now_ns()})
             self.pub.publish(STATE_TOPIC, {"event": "anchor_reset", "anchor_ns": anchor})
             log.info("anchor reset to %d", anchor)
             return {"ok": True, "anchor_ns": anchor}
@@ -299,25 +302,39 @@ class Compute:
                 "tick_jitter_ms": self.last_jitter_ns / 1e6, "bars_published": self.bars_published,
                 "published": self.pub.sent, "publish_dropped": self.pub.dropped,
                 "control_requests": self.control_requests, **self.edge.counters(),
-                "ring_overruns": sum(vs.trades_r.overrun + vs.quotes_r.overrun
-                                     for vs in self.venues.values()),
+                "ring_overruns": sum(self.ring_overruns().values()),
                 "gaps": sum(vs.gaps for vs in self.venues.values())}
+
+    def ring_overruns(self) -> dict[str, int]:
+        """Records each of compute's ring readers lost to being lapped, by `<venue>.<kind>`."""
+        out = {}
+        for v, vs in self.venues.items():
+            out[f"{v}.trade"], out[f"{v}.quote"] = vs.trades_r.overrun, vs.quotes_r.overrun
+        out["futures.mark"], out["futures.liquidation"] = self.mark_r.overrun, self.liq_r.overrun
+        for tf, r in self.kline_r.items():
+            out[f"context.kline_{tf}"] = r.overrun
+        return out
+
+    def report(self) -> dict:
+        """Heartbeat extras for /metrics: histograms by name, overruns by ring."""
+        return {"hist": {"tick_duration": self.tick_hist.doc()}, "rings": self.ring_overruns()}
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
         period = self.tick_ms * 1_000_000
-        deadline = (time.time_ns() // period + 1) * period
+        deadline = (clock.now_ns() // period + 1) * period
         next_beat = 0
         while not self._stop:
-            while (delay := deadline - time.time_ns()) > 0 and not self._stop:
-                self._serve_control(int(delay / 1e6))
-            start = time.time_ns()
+            while (delay := deadline - clock.now_ns()) > 0 and not self._stop:
+                self._serve_control(int(clock.wall_sec(delay) * 1e3))
+            start = clock.now_ns()
             self.last_jitter_ns = start - deadline
             self.tick(start)
-            end = time.time_ns()
+            end = clock.now_ns()
             self._tick_ns[(self.ticks - 1) % TICK_STATS] = (end - start, self.last_jitter_ns)
             self.last_duration_ns = end - start
+            self.tick_hist.observe_ns(self.last_duration_ns)
             self.max_duration_ns = max(self.max_duration_ns, self.last_duration_ns)
             deadline += period
             if end > deadline:
@@ -325,9 +342,9 @@ class Compute:
                 self.overruns += missed
                 deadline += missed * period
             if end >= next_beat:
-                self.hb.beat(self.counters())
+                self.hb.beat(self.counters(), **self.report())
                 next_beat = end + 500_000_000
-        self.hb.beat(self.counters(), stopped=True)
+        self.hb.beat(self.counters(), stopped=True, **self.report())
         self.control.close(0)
         self.pub.close()
 

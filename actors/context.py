@@ -4,7 +4,9 @@ current from the futures feed's kline stream.
 For each tf of CONTEXT_TFS it owns one ring `<prefix>.<SYMBOL>.context.kline_<tf>` (KLINE records,
 capacity max(2048, 2·CONTEXT_BOOTSTRAP_LIMIT)), writes the `context` state block and heartbeat, and
 publishes each kline it appends on `context.<SYMBOL>` as
-`{"tf", "kline": {KLINE fields}, "source": "rest"|"stream"}`.
+`{"tf", "kline": {KLINE fields}, "source": "rest"|"stream"}`. Indicators (TAAPI, or computed
+locally from these rings) are actors/context_indicators.py: the `indicators` state block and
+`{"tf", "indicators": {tf: {...}}}` messages on the same topic.
 
 Invariants:
 - a ring holds closed klines only, in strictly increasing open time, each once: a kline is appended
@@ -39,11 +41,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from config.settings import Settings
+from ipc import clock
 from ipc.bus import Publisher, context_topic
+from ipc.framering import FrameTap
 from ipc.ring import RingReader, RingWriter
 from ipc.schema import FLAG_GAP, KLINE, ring_name
 from ipc.state import Heartbeat, Registry, StateBlock
 
+from .context_indicators import IndicatorEngine
 from .rest_client import BinanceRestClient
 from .venues import binance_rest as br
 from .venues.binance_rest import RestError
@@ -148,7 +153,7 @@ class TfState:
             return
         if self.current is None or rec["open_time_ns"] >= self.current["open_time_ns"]:
             self.current = rec
-            self.last_update_ns = time.time_ns()
+            self.last_update_ns = clock.now_ns()
 
     def doc(self, now_ns: int) -> dict:
         return {"tf_sec": self.tf_ms // 1000, "ring": self.ring.name, "count": self.ring.count,
@@ -196,6 +201,8 @@ class Context:
         self.stream_read = 0
         self.stream_gap_markers = 0
         self.stream_other_tf = 0
+        # TAAPI polling or local indicators (actors/context_indicators.py)
+        self.indicators = IndicatorEngine(s, self.pub, self.topic, clock_ns)
         self.client: BinanceRestClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -211,7 +218,7 @@ class Context:
             st.duplicates += 1
             return False
         if kind == "gap":
-            st.ring.append_gap(time.time_ns())
+            st.ring.append_gap(clock.now_ns())
             st.discontinuities += 1
             log.warning("%s: klines missing between %s and %s: gap record written", st.tf,
                         st.last_open_ms, int(rec["open_time_ns"]) // _MS)
@@ -224,8 +231,9 @@ class Context:
             st.from_stream += 1
         else:
             st.from_rest += 1
-        st.last_update_ns = time.time_ns()
+        st.last_update_ns = clock.now_ns()
         self.pub.publish(self.topic, {"tf": st.tf, "kline": kline_doc(rec), "source": source})
+        self.indicators.notify(st.tf)
         return True
 
     async def _fetch(self, st: TfState, start_ms: int, end_ms: int | None = None) -> int:
@@ -330,7 +338,7 @@ class Context:
         while True:
             recs = self.stream.read()
             if len(recs):
-                now = time.time_ns()
+                now = clock.now_ns()
                 self.stream_read += len(recs)
                 for rec in recs:
                     if rec["flags"] & FLAG_GAP:
@@ -377,6 +385,7 @@ class Context:
             "throttled_ms": rest.get("throttled_ms", 0.0),
             "banned": rest.get("banned", False),
             "banned_until_ns": rest.get("banned_until_ns", 0),
+            **self.indicators.counters(),
         }
 
     def _beat(self, **extra) -> None:
@@ -388,7 +397,7 @@ class Context:
             self.hb.beat(self.counters(), **extra)
 
     def state_doc(self) -> dict:
-        now = time.time_ns()
+        now = clock.now_ns()
         return {"symbol": self.s.symbol, "venue": VENUE, "ts_ns": now, "pid": self.hb.pid,
                 "start_ns": self.hb.start_ns,
                 "tfs": {tf: st.doc(now) for tf, st in self.tfs.items()},
@@ -405,11 +414,13 @@ class Context:
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> BinanceRestClient:
         s = self.s
-        return BinanceRestClient(
+        client = BinanceRestClient(
             s.futures_rest, VENUE, timeout_sec=s.context_rest_timeout_sec,
             retries=s.context_rest_retries, backoff_max_sec=s.context_rest_backoff_max_sec,
             weight_limit=s.context_weight_limit_futures, throttle_frac=s.context_weight_throttle_frac,
             ban_default_sec=s.context_ban_default_sec)
+        client.tap = FrameTap.from_settings(s, s.symbol, "context")   # REST answers, for replay
+        return client
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -423,7 +434,8 @@ class Context:
                  ",".join(self.tfs), self.limit, self.s.futures_rest)
         tasks = [asyncio.create_task(self._tf_loop(st), name=f"tf-{st.tf}") for st in self.tfs.values()]
         tasks += [asyncio.create_task(self._stream_loop(), name="stream"),
-                  asyncio.create_task(self._heartbeat(), name="heartbeat")]
+                  asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                  asyncio.create_task(self.indicators.run(), name="indicators")]
         stop = asyncio.create_task(self._stop.wait())
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -438,6 +450,7 @@ class Context:
             self._write_state()
             self._beat(stopped=True)
             await self.client.aclose()
+            await self.indicators.aclose()
             self.pub.close()
 
     def stop(self) -> None:

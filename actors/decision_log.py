@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 
 import orjson
 
+from ipc import clock
+
 log = logging.getLogger(__name__)
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -76,7 +78,7 @@ class DecisionLog:
             if ts_ns is None:
                 ts_ns = record.get("ts_ns") if isinstance(record, dict) else None
             if ts_ns is None:
-                ts_ns = time.time_ns()
+                ts_ns = clock.now_ns()
             line = orjson.dumps(record, option=_OPTS)
         except (TypeError, ValueError, orjson.JSONEncodeError) as e:
             self._error("serialize", e)

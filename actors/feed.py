@@ -36,22 +36,27 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import numpy as np
 import websockets
 
 from config.logging import LogOnce
 from config.settings import Settings
+from ipc import clock
 from ipc.bus import Publisher, tick_topic
+from ipc.framering import FrameTap
 from ipc.ring import RingWriter
 from ipc.schema import DTYPES, FLAG_GAP, ring_name
 from ipc.state import Heartbeat, Registry
 
 from . import wsclient
+from .histogram import DATA_AGE_BOUNDS_MS, Histogram
 
 log = logging.getLogger("feed")
 
 OPEN_ERRORS = (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI)
 ROTATE_OVERLAP_SEC = 10.0      # give up waiting for the old connection to catch up after this
 HOLD_MAX = 100_000             # frames a successor may hold back before the switch is forced
+AGE_FLUSH_MASK = 0xFFFF        # data ages are bucketed at least every 65,536 records written
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,15 @@ class Sink:
         self.recent: deque | None = deque(maxlen=4096) if kind == "liquidation" else None
         self.last_k = None                 # newest key written (kinds ordered by one key)
         self.last_group: dict = {}         # newest key per interval (klines)
-        self.written = self.duplicates = self.id_gaps = self.ids_missing = 0
+        self.written = self.duplicates = self.id_gaps = self.ids_missing = self.gap_markers = 0
         self.last_recv_ns = self.last_event_ns = 0
+        # receive minus exchange time of every record written that carries an exchange time
+        # (spot bookTicker and depth have none: ts_event_ns 0, not observed). The hot path only
+        # appends to `_ages`; they are bucketed in one numpy pass per heartbeat, or every
+        # AGE_FLUSH_MASK + 1 records so the list stays bounded (about half the cost of a bisect per
+        # record, measured).
+        self.age = Histogram(DATA_AGE_BOUNDS_MS)
+        self._ages: list[int] = []
 
     def key(self, rec: tuple):
         """(group, key) by which records of this kind are ordered."""
@@ -148,18 +160,33 @@ class Sink:
         self.written += 1
         self.last_event_ns = rec[0]
         self.last_recv_ns = rec[1]
+        if rec[0] > 0:
+            self._ages.append(rec[1] - rec[0])
+        if not self.written & AGE_FLUSH_MASK:
+            self.flush_ages()
         pub.publish(self.topic, dict(zip(self.names, rec)))
         return True
 
     def mark_gap(self, pub: Publisher, reason: str) -> None:
-        now = time.time_ns()
+        now = clock.now_ns()
         self.ring.append_gap(now)
+        self.gap_markers += 1
         pub.publish(self.topic, {"gap": True, "reason": reason, "ts_recv_ns": now, "flags": FLAG_GAP})
 
+    def flush_ages(self) -> None:
+        if self._ages:
+            self.age.observe_many_ns(np.array(self._ages, dtype=np.int64))
+            self._ages.clear()
+
     def counters(self) -> dict:
-        return {"written": self.written, "duplicates": self.duplicates, "id_gaps": self.id_gaps,
-                "ids_missing": self.ids_missing, "last_recv_ns": self.last_recv_ns,
-                "last_event_ns": self.last_event_ns, "ring_count": self.ring.count}
+        self.flush_ages()
+        out = {"written": self.written, "duplicates": self.duplicates, "id_gaps": self.id_gaps,
+               "ids_missing": self.ids_missing, "gap_markers": self.gap_markers,
+               "last_recv_ns": self.last_recv_ns, "last_event_ns": self.last_event_ns,
+               "ring_count": self.ring.count}
+        if self.age.count:
+            out["data_age"] = self.age.doc()
+        return out
 
 
 @dataclass
@@ -183,7 +210,7 @@ class _Link:
 
     def __init__(self, held: bool = False):
         self.ws: wsclient.FastWebSocket | None = None
-        self.opened_ns = time.time_ns()
+        self.opened_ns = clock.now_ns()
         self.last_frame_ns = 0
         self.seen: dict[str, int] = {}          # stream -> last receive time on this link
         self.first_key: dict[str, object] = {}  # stream -> key of its first record (successor)
@@ -226,7 +253,9 @@ class Feed:
         self.last_venue_error = ""
         self._log_once = LogOnce(log)
         self._stop = asyncio.Event()
-        self.on_frame: Callable[[str, bytes, int], None] | None = None   # recorder hook
+        # the recorder's tap: every frame received, before anything else looks at it
+        self.on_frame: Callable[[str, str, bytes, int], None] | None = FrameTap.from_settings(
+            settings, getattr(venue, "SYMBOL", None) or settings.symbol, venue.VENUE)
 
     def _sink(self, kind: str) -> Sink:
         if kind not in self.sinks:
@@ -259,10 +288,14 @@ class Feed:
             try:
                 d = parse(frame, ts_recv_ns)
             except ValueError as exc:
+                if on_frame is not None:
+                    on_frame(conn.plan.name, "_malformed", frame, ts_recv_ns)
                 self.parse_errors += 1
                 self._log_once(f"parse:{conn.plan.name}", "bad frame on %s: %s; frame=%r",
                                conn.plan.name, exc, frame[:200])
                 continue
+            if on_frame is not None:
+                on_frame(conn.plan.name, d.stream or f"_{d.kind}", frame, ts_recv_ns)
             sink = sinks.get(d.stream)
             if sink is None or d.kind != sink.kind:
                 self._other(conn, d, frame, link)
@@ -274,8 +307,6 @@ class Feed:
                         link.first_key[d.stream] = sink.key(d.rec)
                     held.append((frame, ts_recv_ns, sink, d.rec))
                     continue
-            if on_frame is not None:
-                on_frame(conn.plan.name, frame, ts_recv_ns)
             try:
                 sink.accept(d.rec, pub)
             except (ValueError, TypeError, OverflowError) as exc:   # parsed, but not storable
@@ -327,7 +358,7 @@ class Feed:
         link.ws = await wsclient.connect(
             conn.plan.url, lambda frames, ts: self.handle_frames(conn, frames, ts, link),
             open_timeout=10)
-        link.opened_ns = time.time_ns()
+        link.opened_ns = clock.now_ns()
         link.task = link.ws.closed
         for msg in conn.plan.subscribe:
             link.ws.send_text(msg)
@@ -361,7 +392,7 @@ class Feed:
                 # from now on data may be missing: say so before anything else arrives
                 for stream in conn.plan.streams:
                     self.stream_sink[stream].mark_gap(self.pub, "disconnect")
-                if time.time_ns() - (link.opened_ns if link else 0) > 60e9:
+                if clock.now_ns() - (link.opened_ns if link else 0) > 60e9:
                     attempt = 0           # it was healthy for a while: retry fast
                 link = None
                 conn.connected = False
@@ -398,7 +429,7 @@ class Feed:
                 return successor
 
     def _rotation_reason(self, conn: ConnState, link: _Link) -> tuple[str | None, list[str]]:
-        now = time.time_ns()
+        now = clock.now_ns()
         if now - link.opened_ns > self.s.feed_rotate_sec * 1e9:
             return "age", []
         if now - max(link.last_frame_ns, link.opened_ns) > self.s.feed_stale_sec * 1e9:
@@ -443,8 +474,6 @@ class Feed:
         await self._close(old)
         held, new.held = new.held, None
         for frame, ts, sink, rec in held:     # the old link is gone: replay through de-dup
-            if self.on_frame is not None:
-                self.on_frame(conn.plan.name, frame, ts)
             try:
                 sink.accept(rec, self.pub)
             except (ValueError, TypeError, OverflowError) as exc:
@@ -461,7 +490,7 @@ class Feed:
         still delivers (seen in the last second, not among the stale `ignore`d ones)."""
         if not new.first_key:
             return False
-        recent = time.time_ns() - 1_000_000_000
+        recent = clock.now_ns() - 1_000_000_000
         for stream, first in new.first_key.items():
             if stream in ignore or old.seen.get(stream, 0) < recent:
                 continue
@@ -480,16 +509,18 @@ class Feed:
 
     # --- health -----------------------------------------------------------------------------
     def counters(self) -> dict:
-        return {"parse_errors": self.parse_errors, "unknown": self.unknown, "acks": self.acks,
+        return {"frames": sum(c.frames for c in self.conns),
+                "parse_errors": self.parse_errors, "unknown": self.unknown, "acks": self.acks,
                 "venue_errors": self.venue_errors,
                 "published": self.pub.sent, "publish_dropped": self.pub.dropped,
                 "reconnects": sum(c.reconnects for c in self.conns),
                 "rotations": sum(c.rotations for c in self.conns),
                 "id_gaps": sum(s.id_gaps for s in self.sinks.values()),
-                "duplicates": sum(s.duplicates for s in self.sinks.values())}
+                "duplicates": sum(s.duplicates for s in self.sinks.values()),
+                **(self.on_frame.counters() if self.on_frame is not None else {})}
 
     def health(self) -> dict:
-        now = time.time_ns()
+        now = clock.now_ns()
         return {
             "venue": self.venue.VENUE,
             "last_venue_error": self.last_venue_error,

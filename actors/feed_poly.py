@@ -32,12 +32,15 @@ import httpx
 
 from config.logging import LogOnce
 from config.settings import Settings
+from ipc import clock
 from ipc.bus import Publisher
+from ipc.framering import FrameTap
 from ipc.ring import RingWriter
 from ipc.schema import FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK, POLY_TRADE, ring_name
 from ipc.state import Heartbeat, Registry, StateBlock
 
 from . import wsclient
+from .histogram import DATA_AGE_BOUNDS_MS, Histogram
 from .venues import gamma, polymarket
 from .venues.polybook import OrderBook
 
@@ -84,14 +87,31 @@ class PolyFeed:
         self.c = {k: 0 for k in ("frames", "books", "changes", "trades", "tick_size_changes",
                                  "best_mismatch", "unknown", "parse_errors", "other_assets", "reconnects",
                                  "rollovers", "reconciled", "reconcile_checks", "reconcile_errors",
-                                 "gamma_lookups", "gamma_errors", "records")}
+                                 "gamma_lookups", "gamma_errors", "records", "rest_responses")}
         self._log_once = LogOnce(log)
         self._stop = asyncio.Event()
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.age = Histogram(DATA_AGE_BOUNDS_MS)
+        self.tap = FrameTap.from_settings(s, SYMBOL, "poly")
+        hooks = {"response": [self._tap_response]} if self.tap is not None else {}
+        self.http = httpx.AsyncClient(timeout=10.0, event_hooks=hooks)
+
+    def counters(self) -> dict:
+        return {**self.c, "published": self.pub.sent, "publish_dropped": self.pub.dropped,
+                **(self.tap.counters() if self.tap is not None else {})}
+
+    async def _tap_response(self, r: httpx.Response) -> None:
+        """Records a REST answer (Gamma, CLOB book) for replay: `meta` is '<service> <status> <path?query>'."""
+        await r.aread()
+        self.c["rest_responses"] += 1
+        url = str(r.request.url)
+        for service, base in (("gamma", self.s.polymarket_gamma_url), ("clob", self.s.polymarket_clob_url)):
+            if url.startswith(base):
+                self.tap("rest", service, r.content, clock.now_ns(), f"{service} {r.status_code} {url[len(base):]}")
+                return
 
     # --- windows ------------------------------------------------------------------------------
     def now_s(self) -> float:
-        return time.time()
+        return clock.now_s()
 
     def wanted(self) -> list[int]:
         cur = gamma.window_start(self.now_s(), self.s.polymarket_window_sec)
@@ -171,14 +191,19 @@ class PolyFeed:
     # --- messages -------------------------------------------------------------------------------
     def on_frames(self, frames: list[bytes], ts_recv_ns: int) -> None:
         self.last_frame_ns = ts_recv_ns
+        tap = self.tap
         for frame in frames:
             self.c["frames"] += 1
             try:
                 msgs = polymarket.parse_frame(frame, ts_recv_ns)
             except ValueError as exc:
+                if tap is not None:
+                    tap("market", "_malformed", frame, ts_recv_ns)
                 self.c["parse_errors"] += 1
                 self._log_once("parse", "bad frame: %s; frame=%r", exc, frame[:200])
                 continue
+            if tap is not None:
+                tap("market", "market", frame, ts_recv_ns)
             for m in msgs:
                 self.on_msg(m)
 
@@ -243,15 +268,17 @@ class PolyFeed:
 
     def touch(self, asset: str, b: TokenBook, ts_ms: int, flags: int, ws: bool = True) -> None:
         b.update_id += 1
-        b.last_update_ns = time.time_ns()
+        b.last_update_ns = clock.now_ns()
         if ws:
             b.last_ws_ns = b.last_update_ns
+            if ts_ms > 0 and not flags & FLAG_GAP:   # data age: receive − venue time (WS data only)
+                self.age.observe_ns(b.last_update_ns - ts_ms * 1_000_000)
         b.last_event_ns = ts_ms * 1_000_000
         if self.is_current(b):
             self.emit(asset, b, flags)
 
     def emit(self, asset: str, b: TokenBook, flags: int) -> None:
-        rec = b.book.record(b.token, b.window.start_ns, b.update_id, b.last_event_ns, time.time_ns(),
+        rec = b.book.record(b.token, b.window.start_ns, b.update_id, b.last_event_ns, clock.now_ns(),
                             b.last_trade, n=self.s.topn, flags=flags)
         self.book_ring.append(rec)
         self.c["records"] += 1
@@ -285,7 +312,7 @@ class PolyFeed:
                 attempt += 1
                 continue
             self.subscribed = set()
-            self.last_frame_ns = time.time_ns()
+            self.last_frame_ns = clock.now_ns()
             opened = time.monotonic()
             try:
                 await self.serve_connection()
@@ -300,7 +327,7 @@ class PolyFeed:
                     b.has_snapshot = False
                     b.subscribed_at = time.monotonic()
                     b.book.invalidate("reconnect")
-                    self.touch(asset, b, int(time.time() * 1000), FLAG_GAP)
+                    self.touch(asset, b, clock.now_ns() // 1_000_000, FLAG_GAP)
                 if time.monotonic() - opened > 60:
                     attempt = 0                       # it was healthy for a while: retry fast
                 await self._sleep(min(30.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0))
@@ -322,7 +349,7 @@ class PolyFeed:
             if now >= next_ping:
                 self.ws.send_text(polymarket.PING)
                 next_ping = now + polymarket.PING_INTERVAL_SEC
-            if time.time_ns() - self.last_frame_ns > SILENCE_SEC * 1e9:
+            if clock.now_ns() - self.last_frame_ns > SILENCE_SEC * 1e9:
                 raise wsclient.WsClosed(None, f"silent for {SILENCE_SEC:.0f} s")
             late = [a for a in self.subscribed if a in self.books and not self.books[a].has_snapshot
                     and now - self.books[a].subscribed_at > SNAPSHOT_WAIT_SEC]
@@ -346,7 +373,7 @@ class PolyFeed:
                 try:
                     r = await self.http.get(f"{self.s.polymarket_clob_url}/book", params={"token_id": asset})
                     r.raise_for_status()
-                    snap = polymarket.parse_rest_book(r.content, time.time_ns())
+                    snap = polymarket.parse_rest_book(r.content, clock.now_ns())
                 except (httpx.HTTPError, ValueError) as exc:
                     self.c["reconcile_errors"] += 1
                     self._log_once("reconcile", "REST /book failed: %s", exc)
@@ -387,7 +414,8 @@ class PolyFeed:
                     "reconnects": self.c["reconnects"], "silent_streams": []}},
                 "streams": {"book": {"written": self.c["records"], "last_recv_ns": last,
                                      "ring_count": self.book_ring.count,
-                                     "max_silence_s": self.s.polymarket_stale_threshold_sec}},
+                                     "max_silence_s": self.s.polymarket_stale_threshold_sec,
+                                     **({"data_age": self.age.doc()} if self.age.count else {})}},
                 "books": {k: {x: v.get(x) for x in ("valid", "stale", "age_s", "best_bid", "best_ask")}
                           for k, v in books.items()},
                 "window": self.current.slug if self.current else None,
@@ -395,11 +423,11 @@ class PolyFeed:
 
     async def reporter(self) -> None:
         while not self._stop.is_set():
-            now = time.time_ns()
+            now = clock.now_ns()
             self.state.write({"ts_ns": now, "window": self.market_doc() if self.current else None,
                               "books": self.book_state(now), "counters": self.c,
                               "lookup_errors": {str(k): v for k, v in self.lookup_errors.items()}})
-            self.hb.beat(dict(self.c), feed=self.health(now))
+            self.hb.beat(self.counters(), feed=self.health(now))
             await self._sleep(0.5)
 
     async def _sleep(self, sec: float) -> None:
@@ -425,7 +453,7 @@ class PolyFeed:
         if self.ws is not None:
             await self.ws.close()
         await self.http.aclose()
-        self.hb.beat(dict(self.c), stopped=True)
+        self.hb.beat(self.counters(), stopped=True)
         self.pub.close()
         if failed:
             raise SystemExit(1)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from ipc import clock
 from .venues import binance_rest as br
 from .venues.binance_rest import RestError
 
@@ -51,6 +52,7 @@ class BinanceRestClient:
         if venue not in br.KLINES_PATH:
             raise ValueError(f"unknown venue {venue!r}")
         self.base_url, self.venue = base_url.rstrip("/"), venue
+        self.tap = None                  # the recorder's tap (ipc.framering.FrameTap): every answer
         self.retries = retries
         self.backoff_base_sec, self.backoff_max_sec = backoff_base_sec, backoff_max_sec
         self.weight_limit = weight_limit or br.WEIGHT_LIMIT[venue]
@@ -135,6 +137,9 @@ class BinanceRestClient:
                     err, kind = RestError(0, None, f"{type(exc).__name__}: {exc} ({path})"), "network"
                 else:
                     resp = Response(r.status_code, r.headers, body, time.time_ns())
+                    if self.tap is not None:
+                        self.tap("rest", self.venue, body, clock.now_ns(),
+                                 f"{self.venue} {r.status_code} {path}")
                     err, kind = self._observe(resp, path), None
                     if err is None:
                         self.ok += 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -28,6 +27,8 @@ from websockets.client import ClientProtocol
 from websockets.frames import Close, CloseCode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
+
+from ipc import clock
 
 OnFrames = Callable[[list[bytes], int], None]
 _HEADER_END = b"\r\n\r\n"
@@ -92,7 +93,7 @@ class FastWebSocket(asyncio.Protocol):
             if not rest:
                 return
             data = rest
-        ts = time.time_ns()
+        ts = clock.now_ns()
         buf = self._buf
         if buf:
             buf += data

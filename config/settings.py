@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     taapi_url: str = "https://api.taapi.io"
     taapi_tfs: CsvList = ("5m", "15m", "1h")
     taapi_rate_per_sec: float = Field(1.0, gt=0)
+    # TAAPI exchange: binance (spot) or binancefutures (USD-M: the klines the local fallback uses)
+    taapi_exchange: str = Field("binance", pattern=r"^[a-z0-9]{2,32}$")
 
     # --- Polymarket / Chainlink ----------------------------------------------------------
     polymarket_window: Literal["5m", "15m", "1h"] = "15m"
@@ -113,7 +115,16 @@ class Settings(BaseSettings):
     # --- recording -----------------------------------------------------------------------
     record_enabled: bool = False
     record_dir: str = "data/records"
-    record_buffer_size: int = Field(1000, ge=1)
+    record_buffer_size: int = Field(1000, ge=1)       # frames buffered per file before a flush
+    record_flush_sec: float = Field(1.0, gt=0)        # ...or this long, whichever comes first
+    record_rotate_sec: int = Field(3600, ge=1)        # one file per venue, stream and this period
+    record_ring_bytes: int = Field(64 << 20, ge=1 << 16)   # per feed: raw frames awaiting the recorder
+
+    # --- replay (python run.py --replay DIR): the data clock maps wall time to recording time --
+    replay_dir: str | None = None
+    replay_speed: float = Field(1.0, gt=0)
+    replay_origin_ns: int = Field(0, ge=0)            # recording time at replay_wall0_ns (0: live)
+    replay_wall0_ns: int = Field(0, ge=0)
 
     # --- IPC -----------------------------------------------------------------------------
     zmq_pub_url: str = "tcp://127.0.0.1:5556"
@@ -161,8 +172,6 @@ class Settings(BaseSettings):
     sim_trade_rate: float = Field(40.0, gt=0)       # mean aggTrade frames per second
     sim_start_price: float = Field(65_000.0, gt=0)
     sim_conn_lifetime_sec: float = Field(24 * 3600.0, gt=0)
-    sim_replay_dir: str | None = None
-    sim_replay_speed: float = Field(1.0, gt=0)
     sim_spot_trade_ratio: float = Field(0.5, gt=0, le=10)   # spot taker rate / futures taker rate
     sim_rest_ban_sec: float = Field(120.0, gt=0)    # REST IP ban (418) after ignoring a 429
     sim_liquidation_rate: float = Field(0.03, gt=0, le=100)   # liquidations/s on a calm tape
@@ -176,6 +185,10 @@ class Settings(BaseSettings):
     sim_poly_market_resolved: bool = False          # send market_resolved (the venue was seen not to)
     sim_poly_idle_sec: float = Field(60.0, gt=0)    # CLOB WS: close a client silent this long
     sim_rtds_idle_sec: float = Field(10.0, gt=0)    # RTDS: close a client silent this long
+    # TAAPI bulk endpoint (actors/sim/taapi.py): the plan rate it enforces (0: TAAPI_RATE_PER_SEC)
+    # and how long a key stays blocked after a 429
+    sim_taapi_rate_per_sec: float = Field(0.0, ge=0)
+    sim_taapi_block_sec: float = Field(10.0, gt=0)
 
     @field_validator("context_tfs", "taapi_tfs", "health_required", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import shm
+from . import clock, shm
 from .schema import FLAG_GAP, SCHEMA_VERSION
 
 MAGIC = b"TDCRING1"
@@ -107,7 +107,7 @@ class RingWriter:
             # Overwrite them with gap records and publish those, so the counter stays monotonic.
             gaps = np.zeros(claimed - published, dtype=self.dtype)
             gaps["flags"] = FLAG_GAP
-            gaps["ts_recv_ns"] = time.time_ns()
+            gaps["ts_recv_ns"] = clock.now_ns()
             self._write_block(gaps)
 
     @property

@@ -29,7 +29,9 @@ _REGION_HDR = 16     # seq u64, length u64
 # Every actor that may heartbeat; the order fixes its registry slot.
 ACTORS = ("bus", "feed_futures", "feed_spot", "feed_poly", "feed_chainlink", "context", "compute",
           "api", "recorder", "sim", "strategy", "tui", "bench", "test")
-REGISTRY_SLOT_BYTES = 4096
+# A feed's heartbeat (counters, connections, streams with their data-age histograms) is ~3 KB;
+# a slot too small would make beat() raise, so keep ample room.
+REGISTRY_SLOT_BYTES = 16384
 
 
 class SeqlockRegion:

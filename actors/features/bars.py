@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import seq_sum
+
 MAX_EMPTY_FILL = 1000   # after a long outage, do not emit more empty bars than this at once
 
 TF_SEC = {"5s": 5, "15s": 15, "1m": 60}
@@ -89,10 +91,10 @@ class BarBuilder:
             self.l = min(self.l, float(p.min()))
         self.c = float(p[-1])
         buy = side > 0
-        self.volume += float(q.sum())
-        self.buy += float(q[buy].sum())
-        self.sell += float(q[~buy].sum())
-        self.notional += float((p * q).sum())
+        self.volume = seq_sum(self.volume, q)
+        self.buy = seq_sum(self.buy, q[buy])
+        self.sell = seq_sum(self.sell, q[~buy])
+        self.notional = seq_sum(self.notional, p * q)
         self.trades += len(t)
         self.last_id = int(t["trade_id"][-1])
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import seq_sum
+
 DAY_NS = 86_400 * 1_000_000_000
 
 
@@ -43,7 +45,7 @@ class Cvd:
             trades = trades[keep]
             if len(trades) == 0:
                 return
-        self.value += float((trades["qty"] * trades["side"]).sum())
+        self.value = seq_sum(self.value, trades["qty"] * trades["side"])
         if self.from_ns is None:
             self.from_ns = int(trades["ts_event_ns"][0])
         self.trades += len(trades)

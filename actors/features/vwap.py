@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from . import seq_sum
+
 from .flow import DAY_NS
 
 
@@ -66,9 +68,9 @@ class AnchoredVwap:
             self.from_ns = int(trades["ts_event_ns"][0])
         d = p - self.p0
         qd = q * d
-        self.q += float(q.sum())
-        self.qd += float(qd.sum())
-        self.qd2 += float((qd * d).sum())
+        self.q = seq_sum(self.q, q)
+        self.qd = seq_sum(self.qd, qd)
+        self.qd2 = seq_sum(self.qd2, qd * d)
         self.trades += len(trades)
         self.last_price = float(p[-1])
         self.last_ts_ns = int(trades["ts_event_ns"][-1])

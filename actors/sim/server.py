@@ -47,6 +47,7 @@ from websockets.http11 import Request, Response
 from actors.sim import binance
 from actors.sim import klines as kl
 from actors.sim import spot as sp
+from actors.sim import taapi as sim_taapi
 from actors.sim.faults import FaultError, parse_fault
 from actors.sim.hub import OnSent
 from actors.sim.market import Market
@@ -199,6 +200,7 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
         market = Market.from_settings(settings, clock())
     venues = build_venues(settings, market, max_send_buffer=max_send_buffer)
     fut, spv = venues
+    taapi = sim_taapi.TaapiSim.from_settings(settings, fut, spv)    # POST /taapi/bulk
     fut.on_sent = on_sent
     lifetime = float(settings.sim_conn_lifetime_sec)
     stop = stop or asyncio.Event()
@@ -210,6 +212,8 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
             now_ms = clock() // 1_000_000
             if path.startswith("/__sim/"):
                 return sim_route(v, conn, request, now_ms)
+            if v.futures and taapi.owns(path):
+                return _json_response(conn, *taapi.answer(request.method, path, conn.http_body, now_ms))
             if request.method != "GET":
                 return conn.respond(405, "Method Not Allowed\n")
             ip = conn.remote_address[0] if conn.remote_address else "?"
@@ -333,6 +337,9 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
 
 def main(settings) -> None:
     """Run the sim under uvloop until SIGTERM/SIGINT, then close connections gracefully."""
+    if settings.replay_dir:                 # serve a recording instead of generating a market
+        from actors.sim import replay
+        return replay.main(settings)
     import uvloop
 
     async def _run() -> None:

@@ -69,7 +69,7 @@ class System:
         return subprocess.run([sys.executable, "run.py", "ctl", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=30).stdout
 
-    def start(self, **overrides: str) -> "System":
+    def start(self, args: tuple[str, ...] = ("--sim",), **overrides: str) -> "System":
         prefix = "t" + uuid.uuid4().hex[:8]
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TDC_", "FUTURES_", "SPOT_", "ZMQ_", "SIM_", "HTTP_"))}
@@ -82,7 +82,7 @@ class System:
             ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}", PYTHONUNBUFFERED="1")
         env.update(overrides)
         self.env = env
-        self.proc = subprocess.Popen([sys.executable, "run.py", "--sim"], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, env=env,
                                      stdout=open(self.tmp / "run.out", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         return self

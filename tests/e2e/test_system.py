@@ -20,6 +20,7 @@ from ipc.ring import RingReader
 from ipc.schema import FLAG_GAP, TRADE, ring_name
 
 from .harness import wait_for
+from .metrics_checks import check_metrics_and_openapi, plant_stale_latency
 
 SYMBOL = "BTCUSDT"
 T_TRADE = f"tick.futures.trade.{SYMBOL}"
@@ -39,7 +40,8 @@ def recompute_bar(trades: list[dict], start_ns: int, end_ns: int) -> dict:
 
 
 def test_system_end_to_end(system):
-    system.start(SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3", API_TOKEN="e2e-token",
+    prefix = plant_stale_latency()       # a killed previous run's API worker file, to be cleaned
+    system.start(SHM_PREFIX=prefix, SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3", API_TOKEN="e2e-token",
                  VOL_WARMUP_SAMPLES="3")
     wait_for(lambda: system.health()[0] == 200, 60, "/health 200 after start\n" + system.logs())
     # every actor heartbeats, the API's gunicorn master included (it reports its workers)
@@ -140,6 +142,9 @@ def test_system_end_to_end(system):
     assert ctx["klines_appended"] >= len(system.settings().context_tfs) * 100
     assert latest["venues"]["futures"]["cvd"]["cvd"] is not None
     assert latest["tick"] >= features[-1]["tick"]
+
+    # --- /metrics histograms, API latency of our own requests, live documents vs /openapi.json --
+    check_metrics_and_openapi(system)
 
     # --- anchor reset through the API, compute and back ---------------------------------------
     r = httpx.post(system.http + "/control/anchor/reset", headers={"Authorization": "Bearer e2e-token"},

@@ -56,8 +56,10 @@ def client(url, prefix, token=TOKEN):
     return testing.TestClient(create_app(ShmView(s), s))
 
 
-def post(c, body=b"", token=TOKEN, **kw):
+def post(c, body=b"", token=TOKEN, content_type="application/json", **kw):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if content_type:
+        headers["Content-Type"] = content_type
     return c.simulate_post("/control/anchor/reset", body=body, headers=headers, **kw)
 
 

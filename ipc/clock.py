@@ -1,0 +1,54 @@
+"""The data clock: "now" for every decision about data time (receive stamps, data age, bar and
+window boundaries, tick grid, cooldowns).
+
+Live, it is the wall clock. Under replay (`python run.py --replay`), every actor and the sim share
+one mapping from wall time to recording time, set once at start from the settings:
+    now = origin_ns + (wall_ns - wall0_ns) * speed
+so a replayed frame is stamped, aged and bucketed as it was when it was recorded, at any speed.
+
+Invariants:
+- process liveness (heartbeats, /health's alive check, supervisord) stays on the wall clock:
+  `time.time_ns()`; only data time goes through here. Never compare one with the other.
+- `wall_sec(delta_ns)` converts a data-time interval to the wall time to sleep for it.
+"""
+from __future__ import annotations
+
+import time
+
+_origin_ns = 0
+_wall0_ns = 0
+_speed = 1.0
+
+
+def configure(origin_ns: int = 0, wall0_ns: int = 0, speed: float = 1.0) -> None:
+    global _origin_ns, _wall0_ns, _speed
+    if speed <= 0:
+        raise ValueError(f"clock speed must be > 0 (got {speed})")
+    _origin_ns, _wall0_ns, _speed = int(origin_ns), int(wall0_ns), float(speed)
+
+
+def configure_from(settings) -> None:
+    configure(settings.replay_origin_ns, settings.replay_wall0_ns, settings.replay_speed)
+
+
+def replaying() -> bool:
+    return _origin_ns != 0
+
+
+def now_ns() -> int:
+    if not _origin_ns:
+        return time.time_ns()
+    return _origin_ns + int((time.time_ns() - _wall0_ns) * _speed)
+
+
+def now_s() -> float:
+    return now_ns() / 1e9
+
+
+def speed() -> float:
+    return _speed
+
+
+def wall_sec(delta_ns: float) -> float:
+    """Wall seconds that `delta_ns` of data time takes to pass."""
+    return delta_ns / 1e9 / _speed

@@ -1,0 +1,120 @@
+"""Checks of /metrics and /openapi.json on a running system (used by test_system.py, which owns the
+stack): histogram series exist with counts, `_count` is the sum of the bucket increments, the API
+latency histogram counts exactly the requests made here (a stale worker file planted before the
+start must have been cleaned), and the live documents match the OpenAPI schemas."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import jsonschema_rs
+from prometheus_client.parser import text_string_to_metric_families
+
+from .harness import ROOT, wait_for
+
+STALE_REQUESTS = 1000
+OWN_REQUESTS = 7
+PROBE_ROUTE = "/openapi.json"      # nothing but this check requests it
+
+
+def plant_stale_latency(shm_dir: str = "/dev/shm") -> str:
+    """A new SHM_PREFIX whose prometheus directory already holds a dead worker's file with
+    STALE_REQUESTS requests on PROBE_ROUTE, as a previous run killed with SIGKILL would leave."""
+    prefix = "t" + uuid.uuid4().hex[:8]
+    d = Path(shm_dir) / f"{prefix}.prometheus"
+    d.mkdir()
+    code = ("from prometheus_client import Histogram\n"
+            "h = Histogram('tdc_api_request_duration_seconds', 'x', ['route', 'method', 'status'])\n"
+            f"for _ in range({STALE_REQUESTS}):\n"
+            f"    h.labels({PROBE_ROUTE!r}, 'GET', '200').observe(0.001)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60,
+                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(d)})
+    assert list(d.glob("histogram_*.db")), "the stale file was not written"
+    return prefix
+
+
+def scrape(system) -> dict:
+    r = system.get("/metrics")
+    assert r.status_code == 200, r.text
+    return {f.name: f for f in text_string_to_metric_families(r.text)}
+
+
+def histogram(fams: dict, name: str, **labels) -> tuple[list[float], int]:
+    """(bucket increments, _count) of one series; asserts the exposition is a proper histogram."""
+    fam = fams[name]
+    assert fam.type == "histogram", fam.type
+    mine = [s for s in fam.samples if all(s.labels.get(k) == v for k, v in labels.items())]
+    buckets = sorted(((float(s.labels["le"]), s.value) for s in mine if s.name == name + "_bucket"))
+    counts = [s.value for s in mine if s.name == name + "_count"]
+    assert buckets and len(counts) == 1, (name, labels, [s.name for s in mine])
+    assert buckets[-1][0] == float("inf")
+    cum = [v for _, v in buckets]
+    increments = [cum[0]] + [b - a for a, b in zip(cum, cum[1:])]
+    assert all(i >= 0 for i in increments), (name, labels, cum)
+    assert sum(increments) == counts[0], (name, labels, increments, counts[0])
+    return increments, int(counts[0])
+
+
+def value(fams: dict, name: str, **labels) -> float:
+    """One sample by its exposed name (a counter's family drops `_total`, its samples keep it)."""
+    vals = [s.value for f in fams.values() for s in f.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(vals) == 1, (name, labels, vals)
+    return vals[0]
+
+
+def check_metrics_and_openapi(system) -> None:
+    # --- histograms from heartbeats: data age per stream, compute's tick duration -------------
+    series = [("tdc_feed_data_age_seconds", {"actor": "feed_futures", "stream": "trade"}),
+              ("tdc_feed_data_age_seconds", {"actor": "feed_futures", "stream": "quote"}),
+              ("tdc_feed_data_age_seconds", {"actor": "feed_spot", "stream": "trade"}),
+              ("tdc_feed_data_age_seconds", {"actor": "feed_poly", "stream": "book"}),
+              ("tdc_feed_data_age_seconds", {"actor": "feed_chainlink", "stream": "chainlink"}),
+              ("tdc_compute_tick_duration_seconds", {"actor": "compute"})]
+
+    def all_counted():
+        fams = scrape(system)
+        return fams if all(histogram(fams, n, **lb)[1] > 0 for n, lb in series) else None
+
+    fams = wait_for(all_counted, 20, "every data-age and tick histogram with observations")
+    written = value(fams, "tdc_feed_stream_records_total", actor="feed_futures", stream="trade")
+    # every futures trade carries an exchange time: one observation per record written (the
+    # heartbeat is one snapshot, so both come from the same moment)
+    assert histogram(fams, "tdc_feed_data_age_seconds", actor="feed_futures", stream="trade")[1] == written
+    for actor in ("feed_futures", "feed_spot", "compute"):
+        assert value(fams, "tdc_zmq_published_messages_total", actor=actor) > 0, actor
+    for actor in ("feed_futures", "feed_spot", "feed_poly", "feed_chainlink"):
+        assert value(fams, "tdc_feed_parse_errors_total", actor=actor) == 0, actor
+    assert value(fams, "tdc_ring_overrun_records_total", actor="compute", ring="futures.trade") == 0
+    assert value(fams, "tdc_compute_tick_overruns_total", actor="compute") >= 0
+
+    # --- API latency: exactly our own requests (2 workers merged; the stale file was cleaned) --
+    before = fams.get("tdc_api_request_duration_seconds")
+    assert before is None or not [s for s in before.samples if s.labels.get("route") == PROBE_ROUTE]
+    for _ in range(OWN_REQUESTS):
+        assert system.get(PROBE_ROUTE).status_code == 200
+    fams = scrape(system)
+    inc, n = histogram(fams, "tdc_api_request_duration_seconds", route=PROBE_ROUTE, method="GET", status="200")
+    assert n == OWN_REQUESTS, f"expected {OWN_REQUESTS} requests, scrape says {n}"
+    assert histogram(fams, "tdc_api_request_duration_seconds", route="/metrics", method="GET", status="200")[1] >= 2
+    assert len(list((Path(system.settings().shm_dir) / f"{system.env['SHM_PREFIX']}.prometheus")
+                    .glob("histogram_*.db"))) >= 1
+
+    # --- the live documents against the published OpenAPI schemas -----------------------------
+    doc = system.get("/openapi.json").json()
+    for path, query, schema in (("/health", None, "Health"), ("/state", None, "State"),
+                                ("/latest/features", None, "Features"), ("/latest/bars", None, "Bars"),
+                                ("/latest/polymarket", None, "Polymarket"), ("/latest/edge", None, "Edge"),
+                                ("/latest/book", {"venue": "futures"}, "Book"),
+                                ("/latest/book", {"venue": "spot"}, "Book")):
+        r = system.get(path, params=query)
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        v = jsonschema_rs.Draft202012Validator({"$ref": f"#/components/schemas/{schema}",
+                                                "components": doc["components"]})
+        errors = [f"{e.instance_path}: {e.message}" for e in v.iter_errors(r.json())][:5]
+        assert not errors, (path, errors)
+    r = system.get("/no/such/route")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"

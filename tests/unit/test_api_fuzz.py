@@ -1,0 +1,118 @@
+"""Property-based fuzz of the REST API against its own OpenAPI document (schemathesis, in-process WSGI).
+
+The app is built by create_app over real shared memory: state blocks and heartbeats written by
+real writers, and a real REP socket answering control requests like compute. For every operation,
+schemathesis generates valid and invalid requests (parameters, bodies, headers, with and without
+the token) and checks: no 5xx, the status is documented, the body matches the documented schema,
+the content type is the documented one, invalid data is rejected with a 4xx, auth is enforced.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from actors.api import ShmView, create_app
+from actors.histogram import DATA_AGE_BOUNDS_MS, Histogram
+from config.settings import load_settings
+from ipc.shm import unlink_prefix
+from ipc.state import Heartbeat, Registry, StateBlock
+from tests.e2e.harness import free_port
+
+from .test_api_control import TOKEN, FakeCompute
+
+MAX_EXAMPLES = 100        # per operation and generation mode: the whole module stays well under 60 s
+
+
+def _bar(tf: str, venue: str, start_ns: int, closed: bool) -> dict:
+    return {"tf": tf, "venue": venue, "start_ns": start_ns, "end_ns": start_ns + 5_000_000_000,
+            "open": 65000.0, "high": 65010.0, "low": 64990.0, "close": 65005.0, "volume": 1.5,
+            "buy_volume": 1.0, "sell_volume": 0.5, "delta": 0.5, "notional": 97500.0, "vwap": 65000.0,
+            "trades": 3, "first_trade_id": 1, "last_trade_id": 3, "closed": closed, "partial": False}
+
+
+def write_state(s, now_ns: int) -> None:
+    """What compute, feed_poly and the feeds would have written: small but schema-complete."""
+    book = {"mid": 65000.05, "spread_bps": 0.015, "bid": 65000.0, "ask": 65000.1, "bid_qty": 1.0,
+            "ask_qty": 2.0, "microprice": 65000.03, "imbalance": -0.33, "update_id": 7}
+    venue = {"cvd": {"cvd": 1.5, "anchor_ns": now_ns - 10**12, "trades": 3, "last_trade_id": 3},
+             "vwap": {"vwap": 65000.0, "sigma": 2.0, "dev_bps": 0.1, "dev_sigma": 0.5},
+             "volatility": {}, "impulse": {}, "rvol": {}, "imbalance": {}, "last_price": 65005.0,
+             "trade_age_ms": 5.0, "book": book, "quote_age_ms": 2.0, "bars": {}, "clock_offset_ms": 3.0}
+    features = {"symbol": "BTCUSDT", "ts_ns": now_ns, "tick": 10, "venues": {"futures": venue, "spot": venue},
+                "basis": {}, "liquidations": {}, "bias": {"score": None},
+                "anchor": {"anchor_ns": now_ns - 10**12, "explicit": False},
+                "quality": {"mode": "DEGRADED", "reasons": ["spot.trade: no data"]}}
+    blocks = {
+        "features": features,
+        "bars": {"symbol": "BTCUSDT", "ts_ns": now_ns, "venues": {"futures": {
+            "5s": {"current": _bar("5s", "futures", now_ns, False), "closed": [_bar("5s", "futures", now_ns - 5_000_000_000, True)]}}}},
+        "quality": {"mode": "DEGRADED", "reasons": ["spot.trade: no data"], "tick_overruns": 0,
+                    "ts_ns": now_ns, "changed": False},
+        "polymarket": {"ts_ns": now_ns, "window": {"slug": "btc-updown-15m-1700000000",
+                                                  "window_start_ns": 1_700_000_000 * 10**9,
+                                                  "window_end_ns": 1_700_000_900 * 10**9,
+                                                  "price_to_beat": None, "price_to_beat_source": "none"},
+                       "books": {"UP": {"valid": True, "stale": False, "best_bid": 0.4, "best_ask": 0.41,
+                                        "mid": 0.405, "bids": [[0.4, 10.0]], "asks": [[0.41, 5.0]]},
+                                 "DOWN": {"valid": False}},
+                       "counters": {}, "lookup_errors": {}},
+        "edge": {"symbol": "BTCUSDT", "ts_ns": now_ns, "window": None,
+                 "fair": {"fast": None, "smooth": None, "reason": "no window"},
+                 "edge": {"decision": "NONE", "reason": "no window", "vetoes": ["no_window"], "sides": {}},
+                 "accumulate": {"action": "HOLD"}, "spikes": {}},
+    }
+    for name, doc in blocks.items():
+        StateBlock(s.shm_dir, s.shm_prefix, name, writer=True).write(doc)
+    age = Histogram(DATA_AGE_BOUNDS_MS)
+    age.observe_ns(3_000_000)
+    Heartbeat(Registry(s.shm_dir, s.shm_prefix), "feed_futures").beat(
+        {"parse_errors": 0, "published": 3},
+        feed={"venue": "futures", "last_venue_error": "",
+              "connections": {"market": {"connected": True, "frames": 3, "bytes": 300, "reconnects": 0,
+                                         "silent_streams": []}},
+              "streams": {"trade": {"written": 3, "last_recv_ns": now_ns, "max_silence_s": None,
+                                    "data_age": age.doc()}}})
+
+
+@pytest.fixture(scope="module")
+def api_app():
+    prefix = "fz" + uuid.uuid4().hex[:8]
+    url = f"tcp://127.0.0.1:{free_port()}"
+    # a healthy system, so that every 5xx is a bug: the one required actor heartbeats (once, so
+    # it may not look dead for the test's duration), both venues have a book, compute answers
+    s = load_settings(shm_prefix=prefix, zmq_control_url=url, api_token=TOKEN,
+                      health_required="feed_futures", health_alive_sec=3600)
+    write_state(s, time.time_ns())
+    fake = FakeCompute(url)
+    try:
+        yield create_app(ShmView(s), s)
+    finally:
+        fake.close()
+        unlink_prefix("/dev/shm", prefix)
+
+
+@pytest.fixture(scope="module")
+def api_schema(api_app):
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", api_app)
+    return schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
+def test_api_conforms_to_its_openapi(case):
+    # the token on every request (schemathesis' ignored_auth check retries without it and with a
+    # wrong one, and expects a 401)
+    r = case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code < 500
+    if case.path != "/metrics":            # (the exposition format is text, and documented so)
+        assert r.headers["content-type"] == ["application/json"], r.headers
+    assert b"Traceback" not in r.content
