@@ -204,7 +204,9 @@ def main(argv: list[str]) -> int:
     print(f"{'window':<28} {'slices':>6} {'cost $':>9} {'beat':>11} {'settle':>11} {'won':>5} {'pnl $':>9}")
     for slug, w in sorted(rep["windows"].items()):
         pnl = f"{w['pnl_usd']:9.2f}" if w["pnl_usd"] is not None else "      n/a"
-        print(f"{slug:<28} {len(w['slices']):>6} {w['cost_usd']:>9.2f} {w['price_to_beat'] or 0:>11.2f} "
-              f"{w['settle_price'] or 0:>11.2f} {w['outcome'] or '-':>5} {pnl}")
+        beat, settle = (f"{x:>11.2f}" if x is not None else f"{'-':>11}"
+                        for x in (w["price_to_beat"], w["settle_price"]))
+        print(f"{slug:<28} {len(w['slices']):>6} {w['cost_usd']:>9.2f} {beat} {settle} "
+              f"{w['outcome'] or '-':>5} {pnl}")
     print(f"paper PnL: {rep['pnl_usd']:.2f} USD")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections import deque
 
 import numpy as np
@@ -171,7 +172,8 @@ class Compute:
                  ctx: zmq.Context | None = None):
         self.s = s
         self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
-        self.hb = Heartbeat(registry or Registry(s.shm_dir, s.shm_prefix), "compute")
+        self.registry = registry or Registry(s.shm_dir, s.shm_prefix)
+        self.hb = Heartbeat(self.registry, "compute")
         self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, "anchor", size=4096, writer=True)
         anchor = (self.anchor_block.read() or {}).get("anchor_ns")
         self.venues = {v: VenueState(s, v, anchor) for v in TRADE_VENUES}
@@ -251,13 +253,24 @@ class Compute:
         mode = "BAD" if bad else ("DEGRADED" if reasons else "OK")
         return {"mode": mode, "reasons": reasons, "tick_overruns": self.overruns}
 
+    def _actor_health(self) -> dict:
+        """Every actor's heartbeat, in short, for the `state` topic (wall clock: liveness)."""
+        wall = time.time_ns()
+        alive_ns = self.s.health_alive_sec * 1e9
+        out = {}
+        for name, hb in self.registry.read_all().items():
+            age = wall - hb["alive_ns"]
+            out[name] = {"pid": hb["pid"], "heartbeat_age_ms": round(age / 1e6, 1),
+                         "alive": age <= alive_ns and not hb.get("stopped")}
+        return out
+
     def _publish_quality(self, q: dict, now_ns: int) -> None:
         changed = self._quality is None or (q["mode"], q["reasons"]) != (
             self._quality["mode"], self._quality["reasons"])
         if changed or now_ns - self._quality_pub_ns >= 1_000_000_000:
             doc = {**q, "ts_ns": now_ns, "changed": changed}
             self.blocks["quality"].write(doc)
-            self.pub.publish(STATE_TOPIC, doc)
+            self.pub.publish(STATE_TOPIC, {**doc, "actors": self._actor_health()})
             self._quality, self._quality_pub_ns = q, now_ns
 
     # --- control ------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ class Sink:
         self.last_k = None                 # newest key written (kinds ordered by one key)
         self.last_group: dict = {}         # newest key per interval (klines)
         self.written = self.duplicates = self.id_gaps = self.ids_missing = self.gap_markers = 0
+        self.frames = self.bytes = 0         # frames of this stream received, and their bytes
         self.last_recv_ns = self.last_event_ns = 0
         # receive minus exchange time of every record written that carries an exchange time
         # (spot bookTicker and depth have none: ts_event_ns 0, not observed). The hot path only
@@ -180,7 +181,8 @@ class Sink:
 
     def counters(self) -> dict:
         self.flush_ages()
-        out = {"written": self.written, "duplicates": self.duplicates, "id_gaps": self.id_gaps,
+        out = {"frames": self.frames, "bytes": self.bytes,
+               "written": self.written, "duplicates": self.duplicates, "id_gaps": self.id_gaps,
                "ids_missing": self.ids_missing, "gap_markers": self.gap_markers,
                "last_recv_ns": self.last_recv_ns, "last_event_ns": self.last_event_ns,
                "ring_count": self.ring.count}
@@ -300,6 +302,8 @@ class Feed:
             if sink is None or d.kind != sink.kind:
                 self._other(conn, d, frame, link)
                 continue
+            sink.frames += 1
+            sink.bytes += len(frame)
             if seen is not None:
                 seen[d.stream] = ts_recv_ns
                 if held is not None:               # a successor during rotation: hold back

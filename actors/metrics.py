@@ -33,7 +33,9 @@ from .histogram import cumulative
 
 QUALITY_MODES = ("OK", "DEGRADED", "BAD")
 
-_STREAM_COUNTERS = (("written", "records", "records written to the ring"),
+_STREAM_COUNTERS = (("frames", "frames", "frames of this stream received"),
+                    ("bytes", "bytes", "bytes of this stream's frames received"),
+                    ("written", "records", "records written to the ring"),
                     ("duplicates", "duplicates", "records dropped as duplicates"),
                     ("id_gaps", "id_gaps", "id / update-id continuity breaks"),
                     ("ids_missing", "ids_missing", "trade ids missing in gaps"),

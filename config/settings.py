@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     replay_speed: float = Field(1.0, gt=0)
     replay_origin_ns: int = Field(0, ge=0)            # recording time at replay_wall0_ns (0: live)
     replay_wall0_ns: int = Field(0, ge=0)
+    # the data clock runs this far ahead of the wall clock (negative: behind); fault drills only
+    clock_offset_ms: float = 0.0
 
     # --- IPC -----------------------------------------------------------------------------
     zmq_pub_url: str = "tcp://127.0.0.1:5556"

@@ -9,6 +9,7 @@ so a replayed frame is stamped, aged and bucketed as it was when it was recorded
 Invariants:
 - process liveness (heartbeats, /health's alive check, supervisord) stays on the wall clock:
   `time.time_ns()`; only data time goes through here. Never compare one with the other.
+- CLOCK_OFFSET_MS (fault drills) shifts the data clock by a constant, as a skewed local clock would.
 - `wall_sec(delta_ns)` converts a data-time interval to the wall time to sleep for it.
 """
 from __future__ import annotations
@@ -28,11 +29,11 @@ def configure(origin_ns: int = 0, wall0_ns: int = 0, speed: float = 1.0) -> None
 
 
 def configure_from(settings) -> None:
+    if settings.clock_offset_ms and not settings.replay_origin_ns:
+        wall = time.time_ns()                # a skewed local clock (fault drills): data time = wall + offset
+        configure(wall + int(settings.clock_offset_ms * 1e6), wall, 1.0)
+        return
     configure(settings.replay_origin_ns, settings.replay_wall0_ns, settings.replay_speed)
-
-
-def replaying() -> bool:
-    return _origin_ns != 0
 
 
 def now_ns() -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,8 +94,11 @@ def list_prefix(shm_dir: str, prefix: str) -> list[Path]:
 def unlink_prefix(shm_dir: str, prefix: str) -> int:
     """Remove every segment of this prefix (a full stop); returns how many."""
     n = 0
-    for p in list_prefix(shm_dir, prefix):
-        _unlink_quiet(p)
+    for p in sorted(Path(shm_dir).glob(f"{prefix}.*")):
+        if p.is_dir() and not p.is_symlink():   # prometheus_client's multiprocess files (the API)
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            _unlink_quiet(p)
         n += 1
     return n
 

@@ -215,6 +215,7 @@ class Market:
         self._next_a = 3_000_000_000 + int(self._rng.integers(0, 500_000_000))
         self._next_tid = 7_000_000_000 + int(self._rng.integers(0, 900_000_000))
         self._u_id = 9_000_000_000_000 + int(self._rng.integers(0, 900_000_000_000))
+        self._ids_after_start(start_ns)
 
         d = self._d
         self._t = int(start_ns)           # time the latent price was last moved to
@@ -303,6 +304,16 @@ class Market:
         if self._q_agg:
             return self._q_agg[0].T
         return self._gen_ns // NS_PER_MS
+
+    def _ids_after_start(self, start_ns: int) -> None:
+        """A venue never hands out an id twice, and neither does a restarted sim: every id also
+        carries the start time in µs (ids grow far slower than 1 per µs), so a sim restarted by
+        supervisord continues past every id it handed out before; otherwise the feeds would drop
+        its trades and quotes as duplicates for as long as the previous sim had run."""
+        t_us = max(0, int(start_ns)) // 1000
+        self._next_a += t_us
+        self._next_tid += t_us
+        self._u_id += t_us
 
     def next_ids(self) -> tuple[int, int]:
         """(next aggTrade id, next trade id) to be generated."""

@@ -67,6 +67,7 @@ class SpotMarket(Market):
         self._next_a = 3_600_000_000 + int(r.integers(0, 100_000_000))
         self._next_tid = 5_400_000_000 + int(r.integers(0, 100_000_000))
         self._u_id = 80_000_000_000 + int(r.integers(0, 1_000_000_000))
+        self._ids_after_start(fut._gen_ns)
         self._t_regime = 10 ** 19          # no regime of its own: it follows the futures one
         fut.attach_follower(self)
 

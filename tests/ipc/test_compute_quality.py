@@ -80,3 +80,21 @@ def test_anchor_reset_survives_a_compute_restart(compute):
         assert c2.venues["spot"].vwap.anchor_ns == 123
     finally:
         c2.control.close(0)
+
+
+def test_state_topic_carries_actor_health(compute):
+    """DESIGN: `state` is quality and actor health; each heartbeat in the registry is summarised."""
+    from ipc.state import Heartbeat
+    c, rings = compute
+    sent = []
+    c.pub.publish = lambda topic, doc: sent.append((topic, doc))
+    Heartbeat(c.registry, "feed_futures").beat({"frames": 1})
+    gone = Heartbeat(c.registry, "feed_spot")
+    gone.beat({}, stopped=True)
+    c.hb.beat({})
+    c.tick(time.time_ns())
+    (doc,) = [d for t, d in sent if t == "state"]
+    assert doc["mode"] == "BAD"
+    assert doc["actors"]["feed_futures"]["alive"] is True
+    assert doc["actors"]["feed_spot"]["alive"] is False
+    assert doc["actors"]["compute"]["pid"] == c.hb.pid
