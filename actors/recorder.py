@@ -61,10 +61,10 @@ class VenueRecorder:
                 rel = str(f.relative_to(self.dir))
                 if rel not in self.sizes:      # created after the last checkpoint
                     f.unlink()
-            self.totals = {k: ck[k] for k in ("recorded", "lost")}
-        else:
-            self.totals = {"recorded": 0, "lost": 0}
-        if ck is not None and ck["run"] == probe.ring_id:
+        same_run = ck is not None and ck["run"] == probe.ring_id
+        # totals are per ring incarnation: they compare with that ring's frame count
+        self.totals = {k: ck[k] for k in ("recorded", "lost")} if same_run else {"recorded": 0, "lost": 0}
+        if same_run:
             probe.close()
             self.reader = FrameRingReader(self.ring_path, start=ck["cursor"], next_seq=ck["next_seq"])
         else:                                  # a new ring: from its oldest frame

@@ -28,7 +28,6 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
@@ -36,6 +35,8 @@ import numpy as np
 import orjson
 
 from ipc.schema import KLINE
+
+from .http import header
 
 __all__ = [
     "RestError", "parse_klines", "klines_path", "klines_weight", "weight_used", "retry_after_sec",
@@ -165,21 +166,12 @@ def klines_weight(venue: str, limit: int) -> int:
     return 10
 
 
-def _header(headers: Mapping[str, str] | object, name: str) -> str | None:
-    """Case-insensitive header lookup on any mapping (httpx.Headers, dict, list of pairs)."""
-    items = headers.items() if hasattr(headers, "items") else headers
-    name = name.lower()
-    for k, v in items:
-        if k.lower() == name:
-            return v
-    return None
-
 
 def weight_used(headers) -> int | None:
     """The request weight used in the current minute (`X-MBX-USED-WEIGHT-1M`), None if absent."""
-    v = _header(headers, "x-mbx-used-weight-1m")
+    v = header(headers, "x-mbx-used-weight-1m")
     if v is None:
-        v = _header(headers, "x-mbx-used-weight")
+        v = header(headers, "x-mbx-used-weight")
     try:
         return int(v) if v is not None else None
     except ValueError:
@@ -193,7 +185,7 @@ def retry_after_sec(status: int, headers, now_s: float | None = None) -> float |
     """
     if status not in (418, 429, 503):
         return None
-    v = _header(headers, "retry-after")
+    v = header(headers, "retry-after")
     if v is None:
         return None
     v = v.strip()
@@ -221,7 +213,7 @@ def server_now_ms(headers, local_ms: int) -> int:
     `Date` has whole seconds, truncated, so it is never ahead of the server; taking the smaller
     of the two keeps a kline in progress from being taken as closed when the local clock runs fast.
     """
-    v = _header(headers, "date")
+    v = header(headers, "date")
     if v is None:
         return local_ms
     try:

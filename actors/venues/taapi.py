@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
 
 from actors.features.indicators import FIELDS, INDICATORS, PARAMS
+
+from .http import header
 
 __all__ = ["Bulk", "Pacer", "bulk_body", "parse_bulk", "taapi_symbol", "block_sec",
            "error_message", "backoff_sec", "MAX_CALCULATIONS"]
@@ -129,14 +130,6 @@ def parse_bulk(body: bytes) -> Bulk:
     return Bulk(values, errors, stamps.pop() if stamps else None)
 
 
-def _header(headers: Mapping[str, str] | object, name: str) -> str | None:
-    items = headers.items() if hasattr(headers, "items") else headers
-    name = name.lower()
-    for k, v in items:
-        if k.lower() == name:
-            return v
-    return None
-
 
 def _seconds(text: str) -> float | None:
     """"1020 seconds", "2 s", "3 minutes", "500 ms" -> seconds; None when there is no number."""
@@ -154,7 +147,7 @@ def block_sec(status: int, headers, body: bytes) -> float | None:
     if status != 429:
         return None
     found: list[float] = []
-    ra = _header(headers, "retry-after")
+    ra = header(headers, "retry-after")
     if ra is not None:
         try:
             found.append(max(0.0, float(ra.strip())))

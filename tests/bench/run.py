@@ -1,11 +1,23 @@
-"""`python run.py bench [latency|ring|all] [--seconds S] [--rate R]`: measurements, never timed tests.
+"""`python run.py bench [all|ring|ingest|tick|latency|system|rest|rss|startup] [--json OUT]`:
+measurements side by side with their baselines, never timed tests; a table at the end (measure,
+value, baseline, ratio, target, PASS/FAIL). `--help` lists the sizes.
 
+ring: shared-memory ring write and read rates (records/s) for the trade dtype.
+ingest: frames/s through one feed process (feed_futures, feed_spot: parse + ring write + publish)
+  against a firehose of real sim aggTrade frames, next to a bare websockets + orjson loop reading
+  the same frames from the same firehose (tests/bench/firehose.py, receivers.py).
+tick: compute's tick duration and start jitter with the sim, both feeds and the bus running, at the
+  sim's normal trade rate and ten times it.
 latency: frame sent by the sim → record in the ring → message at a ZeroMQ subscriber (through the
   real feed_futures and bus processes), side by side in the same run with a bare websockets
   client's frame-sent → frame-received latency on the same frames. Send times come from the sim's
   `on_sent` hook, taken right after each frame is handed to the transport; all clocks are this
   host's CLOCK_REALTIME.
-ring: shared-memory ring write and read rates (records/s) for the trade dtype.
+system (rest, rss, startup): the whole system (`run.py --sim`) started several times: first priced
+  features on a ZeroMQ subscriber and /health 200; on the first start, REST requests/s and latency
+  under a concurrent load generator on /latest/features (the configured gunicorn worker class,
+  then the other one for comparison), and the resident memory of every process
+  (tests/bench/system.py, loadgen.py).
 """
 from __future__ import annotations
 
@@ -13,6 +25,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -116,51 +129,64 @@ def _rss_mb(pid: int) -> tuple[float, float]:
     return vals["VmRSS"], vals["VmHWM"]
 
 
-def bench_ingest(n: int, subscriber: bool = True) -> dict:
-    """Frames/s through one feed process (parse + ring write + publish) vs a bare parse loop."""
+INGEST_VENUES = {
+    # venue: (actor, env var of its WebSocket base, bare client's path, tick topic prefix)
+    "futures": ("feed_futures", "FUTURES_WS", "/market/stream?streams=btcusdt@aggTrade", "tick.futures.trade."),
+    "spot": ("feed_spot", "SPOT_WS", "/stream?streams=btcusdt@aggTrade", "tick.spot.trade."),
+}
+
+
+def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dict:
+    """Frames/s through one feed process (parse + ring write + publish) vs a bare websockets +
+    orjson loop on the same frames from the same firehose, one after the other."""
     from config.settings import load_settings
     from ipc.ring import RingReader
     from ipc.schema import TRADE, ring_name
     from ipc.shm import unlink_prefix
+    actor, ws_var, bare_path, topic = INGEST_VENUES[venue]
     prefix = "bench" + uuid.uuid4().hex[:6]
     fport = free_port()
-    env = dict(os.environ, SHM_PREFIX=prefix, FUTURES_WS=f"ws://127.0.0.1:{fport}",
-               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
-               LOG_LEVEL="WARNING", FEED_STALE_SEC="120", DEPTH_ENABLED="false",
-               RING_CAPACITY=str(1 << 20), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, SHM_PREFIX=prefix, ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}",
+               ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", LOG_LEVEL="WARNING", FEED_STALE_SEC="120",
+               DEPTH_ENABLED="false", RING_CAPACITY=str(1 << 20), PYTHONUNBUFFERED="1")
+    env[ws_var] = f"ws://127.0.0.1:{fport}"
     s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
-        "SHM_PREFIX", "FUTURES_WS", "ZMQ_XSUB_URL", "ZMQ_PUB_URL", "RING_CAPACITY")})
+        "SHM_PREFIX", ws_var, "ZMQ_XSUB_URL", "ZMQ_PUB_URL", "RING_CAPACITY")})
     py = sys.executable
     procs = []
-    out: dict = {"frames": n}
+    out: dict = {"frames": n, "venue": venue, "actor": actor}
     try:
-        fire = subprocess.Popen([py, "-m", "tests.bench.firehose", str(fport), str(n)], cwd=ROOT, env=env)
+        fire = subprocess.Popen([py, "-m", "tests.bench.firehose", str(fport), str(n), venue], cwd=ROOT, env=env)
         procs.append(fire)
-        url = f"ws://127.0.0.1:{fport}/market/stream?streams=btcusdt@aggTrade"
         deadline = time.monotonic() + 120
         while True:                         # the firehose pre-encodes its frames first
             try:
-                import socket
                 socket.create_connection(("127.0.0.1", fport), 0.2).close()
                 break
             except OSError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or fire.poll() is not None:
                     raise RuntimeError("firehose did not start")
                 time.sleep(0.1)
-        bare = subprocess.run([py, "-m", "tests.bench.receivers", "count", url, str(n)], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=300)
+        bare = subprocess.run([py, "-m", "tests.bench.receivers", "count", f"ws://127.0.0.1:{fport}{bare_path}",
+                               str(n)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         out["bare"] = orjson.loads(bare.stdout.strip().splitlines()[-1])
         procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
         if subscriber:
             procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
-                                           "tick.futures.trade.", "/dev/null.npy", "600"], cwd=ROOT, env=env))
-        feed = subprocess.Popen([py, "run.py", "feed_futures"], cwd=ROOT, env=env)
+                                           topic, "/dev/null.npy", "600"], cwd=ROOT, env=env))
+        feed = subprocess.Popen([py, "run.py", actor], cwd=ROOT, env=env)
         procs.append(feed)
-        ring = RingReader(s.shm_dir, ring_name(prefix, s.symbol, "futures", "trade"), TRADE)
+        ring = None
         first_ns = last_ns = None
         got = 0
         deadline = time.monotonic() + 300
         while got < n and time.monotonic() < deadline:
+            if ring is None:
+                try:
+                    ring = RingReader(s.shm_dir, ring_name(prefix, s.symbol, venue, "trade"), TRADE)
+                except (FileNotFoundError, ValueError):
+                    time.sleep(0.05)
+                    continue
             recs = ring.read()
             recs = recs[recs["flags"] == 0]
             if len(recs):
@@ -170,6 +196,8 @@ def bench_ingest(n: int, subscriber: bool = True) -> dict:
                 got += len(recs)
             else:
                 time.sleep(0.05)
+        if got < 2:
+            raise RuntimeError(f"{actor} wrote {got} of {n} records")
         rss, peak = _rss_mb(feed.pid)
         out["feed"] = {"frames": got, "seconds": (last_ns - first_ns) / 1e9,
                        "rate": (got - 1) / ((last_ns - first_ns) / 1e9), "rss_mb": rss, "peak_rss_mb": peak,
@@ -212,6 +240,7 @@ def bench_tick(seconds: float, rate: float) -> dict:
 
 
 def bench_ring(n: int = 1_000_000) -> dict:
+    n = max(n, 1000)
     from ipc.ring import RingReader, RingWriter
     from ipc.schema import TRADE
     name = "bench" + uuid.uuid4().hex[:6] + ".ring"
@@ -236,41 +265,209 @@ def bench_ring(n: int = 1_000_000) -> dict:
     return {"append_one_per_s": 1 / append_s, "append_many_plus_read_per_s": 1 / block_s}
 
 
+# --- the summary table ---------------------------------------------------------------------
+# targets (issue 9, two cores): ingest >= 0.8x the bare loop; subscriber latency p99 <= 2x the bare
+# client's; REST >= 3,000 req/s on /latest/features with p99 <= 10 ms and no error; every actor
+# < 120 MB resident; first priced features <= 3 s after start on the sim; compute's tick as the
+# README states (duration p99 <= 5 ms at normal rate, <= 20 ms at 10x, jitter p99 <= 2 ms)
+INGEST_MIN_RATIO = 0.8
+LATENCY_MAX_RATIO = 2.0
+REST_MIN_RPS, REST_MAX_P99_MS = 3000.0, 10.0
+RSS_MAX_MB = 120.0
+FIRST_FEATURES_MAX_S = 3.0
+TICK_TARGETS = {40.0: 5.0, 400.0: 20.0}
+JITTER_MAX_MS = 2.0
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def summary_rows(res: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(measure, value, baseline, ratio, target, result) for every measure in `res`."""
+    rows = []
+    for key in ("ingest_futures", "ingest_spot", "ingest_futures_sub"):
+        r = res.get(key)
+        if not r:
+            continue
+        label = f"ingest {r['actor']} (frames/s)" + (", + tick subscriber" if r["subscriber"] else "")
+        target = f">= {INGEST_MIN_RATIO}x bare" if not r["subscriber"] else "- (4 busy processes)"
+        rows.append((label, f"{r['feed']['rate']:,.0f}", f"bare loop {r['bare']['rate']:,.0f}",
+                     f"{r['ratio']:.2f}", target,
+                     _verdict(r["ratio"] >= INGEST_MIN_RATIO) if not r["subscriber"] else "info"))
+    r = res.get("latency")
+    if r:
+        for q, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+            ours, bare = r["zmq"][f"{q}_us"], r["bare"][f"{q}_us"]
+            rows.append((f"frame -> ZMQ sub latency {label} @{r['rate']:.0f}/s", f"{ours / 1e3:.2f} ms",
+                         f"bare client {bare / 1e3:.2f} ms", f"{ours / bare:.2f}",
+                         f"<= {LATENCY_MAX_RATIO}x bare" if q == "p99" else "-",
+                         _verdict(ours / bare <= LATENCY_MAX_RATIO) if q == "p99" else "info"))
+    for t in res.get("tick", []):
+        dmax = TICK_TARGETS.get(t["rate"])
+        if t.get("tick_p99_ms") is None:
+            rows.append((f"compute tick @{t['rate']:.0f} aggTrade/s", "no data", "-", "-", "-", "FAIL"))
+            continue
+        rows.append((f"compute tick duration p50/p99 @{t['rate']:.0f}/s",
+                     f"{t['tick_p50_ms']:.2f} / {t['tick_p99_ms']:.2f} ms", "TICK_MS 100", "-",
+                     f"p99 <= {dmax:g} ms" if dmax else "-",
+                     _verdict(t["tick_p99_ms"] <= dmax) if dmax else "info"))
+        rows.append((f"compute tick jitter p50/p99 @{t['rate']:.0f}/s",
+                     f"{t['jitter_p50_ms']:.2f} / {t['jitter_p99_ms']:.2f} ms",
+                     f"overruns {t['tick_overruns']}/{t['tick_samples']}", "-", f"p99 <= {JITTER_MAX_MS:g} ms",
+                     _verdict(t["jitter_p99_ms"] <= JITTER_MAX_MS)))
+    sysr = res.get("system") or {}
+    for key, label in (("rest", "REST"), ("rest_alt", "REST, comparison")):
+        r = sysr.get(key)
+        if not r:
+            continue
+        main = key == "rest"
+        cfg = f"{r['config']}, {r['connections']} conns"
+        rows.append((f"{label} /latest/features req/s", f"{r['rps']:,.0f}", cfg, "-",
+                     f">= {REST_MIN_RPS:,.0f}" if main else "-",
+                     _verdict(r["rps"] >= REST_MIN_RPS) if main else "info"))
+        rows.append((f"{label} latency p50/p99", f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms",
+                     f"p99.9 {r['p999_ms']:.2f} ms", "-", f"p99 <= {REST_MAX_P99_MS:g} ms" if main else "-",
+                     _verdict(r["p99_ms"] <= REST_MAX_P99_MS) if main else "info"))
+        rows.append((f"{label} errors / CPU", f"{r['errors']} errors",
+                     f"loadgen {r['loadgen_cpu_pct']:.0f}%, api {r['api_cpu_pct']:.0f}%, "
+                     f"rest {r['others_cpu_pct']:.0f}%", "-", "0 errors",
+                     _verdict(r["errors"] == 0) if main else ("info" if r["errors"] == 0 else "errors!")))
+    mem = (sysr.get("memory") or {}).get("processes", {})
+    for name, m in sorted(mem.items(), key=lambda kv: _proc_order(kv[0])):
+        actor = _proc_order(name)[0] < 3
+        rows.append((f"RSS {name}", f"{m['rss_mb']:.1f} MB", f"peak {m['peak_rss_mb']:.1f} MB", "-",
+                     f"< {RSS_MAX_MB:g} MB" if actor else "-",
+                     _verdict(m["peak_rss_mb"] < RSS_MAX_MB) if actor else "info"))
+    for i, st in enumerate(sysr.get("startup", []), 1):
+        rows.append((f"first priced features, start {i}", f"{st['first_features_s']:.2f} s",
+                     f"any features {st['first_features_any_s']:.2f} s", "-",
+                     f"<= {FIRST_FEATURES_MAX_S:g} s", _verdict(st["first_features_s"] <= FIRST_FEATURES_MAX_S)))
+        rows.append((f"/health 200, start {i}", f"{st['health_200_s']:.2f} s", "-", "-", "-", "info"))
+    r = res.get("ring")
+    if r:
+        rows.append(("ring append, one record", f"{r['append_one_per_s']:,.0f} rec/s", "-", "-", "-", "info"))
+        rows.append(("ring append 1000 + read", f"{r['append_many_plus_read_per_s']:,.0f} rec/s", "-", "-", "-",
+                     "info"))
+    return rows
+
+
+def _proc_order(name: str) -> tuple[int, str]:
+    """Actors first (the api's master and workers among them), then the sim, then the rest."""
+    if name.startswith("api"):
+        return (1, name)
+    if name in ("sim",):
+        return (2, name)
+    if name in ("supervisord",) or name.startswith(("run.py", "/")) or " " in name:
+        return (3, name)
+    return (0, name)
+
+
+def format_table(rows) -> str:
+    head = ("measure", "value", "baseline / detail", "ratio", "target", "result")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(6)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _machine() -> dict:
+    import platform
+    return {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "python": platform.python_version(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+WHATS = ["all", "latency", "ring", "ingest", "tick", "system", "rest", "rss", "startup"]
+
+
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="run.py bench")
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "latency", "ring", "ingest", "tick"])
-    ap.add_argument("--frames", type=int, default=500_000)
-    ap.add_argument("--no-subscriber", action="store_true",
-                    help="ingest: run the bus with no tick subscriber (PUB filters at the source)")
-    ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--rate", type=float, default=2000.0)
+    ap = argparse.ArgumentParser(prog="run.py bench", description=(
+        "all = ring, ingest (feed_futures and feed_spot vs a bare loop), tick, latency, system "
+        "(3 starts on the sim: first features and /health; REST load and memory on the first)"))
+    ap.add_argument("what", nargs="?", default="all", choices=WHATS)
+    ap.add_argument("--frames", type=int, default=300_000, help="ingest: frames per run")
+    ap.add_argument("--ingest-venues", default="futures,spot", help="ingest: comma-separated futures,spot")
+    ap.add_argument("--subscriber", action="store_true",
+                    help="ingest: also run feed_futures with a ZMQ subscriber draining every tick")
+    ap.add_argument("--no-subscriber", action="store_true", help=argparse.SUPPRESS)   # the default now
+    ap.add_argument("--seconds", type=float, default=15.0, help="latency: measuring window")
+    ap.add_argument("--rate", type=float, default=2000.0, help="latency: aggTrade/s the sim sends")
+    ap.add_argument("--tick-seconds", type=float, default=20.0, help="tick: seconds per trade rate")
+    ap.add_argument("--ring-records", type=int, default=1_000_000)
+    ap.add_argument("--starts", type=int, default=3, help="system: starts of run.py --sim")
+    ap.add_argument("--connections", type=int, default=16, help="REST: concurrent keep-alive connections")
+    ap.add_argument("--rest-seconds", type=float, default=10.0, help="REST: measuring window per config")
+    ap.add_argument("--no-alt", action="store_true", help="REST: skip the other gunicorn worker class")
+    ap.add_argument("--alt-threads", type=int, default=2, help="REST: threads per gthread worker")
+    ap.add_argument("--rss-after", type=float, default=20.0, help="memory: seconds after start")
+    ap.add_argument("--json", metavar="OUT", help="write every number (and the table) to OUT as JSON")
     a = ap.parse_args(argv)
-    if a.what in ("all", "ring"):
-        r = bench_ring()
+    what = a.what
+    res: dict = {"machine_before": _machine(), "what": what, "argv": argv}
+    t_start = time.monotonic()
+    print(f"bench {what}: {res['machine_before']['cpus']} CPUs, load average "
+          f"{' '.join(f'{x:.2f}' for x in res['machine_before']['loadavg'])}", flush=True)
+    if what in ("all", "ring"):
+        r = res["ring"] = bench_ring(a.ring_records)
         print(f"ring   append one: {r['append_one_per_s']:,.0f} rec/s   "
-              f"append 1000 + read: {r['append_many_plus_read_per_s']:,.0f} rec/s")
-    if a.what in ("all", "ingest"):
-        r = bench_ingest(a.frames, subscriber=not a.no_subscriber)
-        print(f"ingest ({r['frames']:,} aggTrade frames, firehose sender, "
-              f"{'a ZMQ subscriber draining every tick' if r['subscriber'] else 'no tick subscriber'})")
-        print(f"  bare websockets + orjson loop : {r['bare']['rate']:>10,.0f} frames/s")
-        print(f"  feed_futures (parse+ring+pub) : {r['feed']['rate']:>10,.0f} frames/s   "
-              f"ratio {r['ratio']:.2f} (target >= 0.8)   RSS {r['feed']['rss_mb']:.0f} MB "
-              f"(peak {r['feed']['peak_rss_mb']:.0f}, target < 120)")
-    if a.what in ("all", "tick"):
+              f"append 1000 + read: {r['append_many_plus_read_per_s']:,.0f} rec/s", flush=True)
+    if what in ("all", "ingest"):
+        runs = [(v, False) for v in a.ingest_venues.split(",") if v]
+        if a.subscriber:
+            runs.append(("futures", True))
+        for venue, sub in runs:
+            r = bench_ingest(a.frames, subscriber=sub, venue=venue)
+            res[f"ingest_{venue}" + ("_sub" if sub else "")] = r
+            print(f"ingest {r['actor']} ({r['frames']:,} aggTrade frames, firehose sender, "
+                  f"{'a ZMQ subscriber draining every tick' if sub else 'bus running, no tick subscriber'})")
+            print(f"  bare websockets + orjson loop : {r['bare']['rate']:>10,.0f} frames/s")
+            print(f"  {r['actor']:13} (parse+ring+pub) : {r['feed']['rate']:>10,.0f} frames/s   "
+                  f"ratio {r['ratio']:.2f} (target >= {INGEST_MIN_RATIO})   RSS {r['feed']['rss_mb']:.0f} MB "
+                  f"(peak {r['feed']['peak_rss_mb']:.0f}, target < {RSS_MAX_MB:g})", flush=True)
+    if what in ("all", "tick"):
         print("compute tick at TICK_MS=100 (sim + both feeds + bus + compute on 2 cores)")
+        res["tick"] = []
         for mult in (1, 10):
-            r = bench_tick(max(a.seconds, 20), 40.0 * mult)
+            r = bench_tick(a.tick_seconds, 40.0 * mult)
+            res["tick"].append(r)
+            if r.get("tick_p99_ms") is None:
+                print(f"  {r['rate']:>5.0f} aggTrade/s: compute reported no tick statistics", flush=True)
+                continue
             print(f"  {r['rate']:>5.0f} aggTrade/s ({r['trades']:,} trades): duration p50 {r['tick_p50_ms']:.2f} ms "
                   f"p99 {r['tick_p99_ms']:.2f} ms (max {r['tick_max_ms']:.1f}); jitter p50 {r['jitter_p50_ms']:.2f} ms "
-                  f"p99 {r['jitter_p99_ms']:.2f} ms; overruns {r['tick_overruns']} of {r['tick_samples']} ticks")
-    if a.what in ("all", "latency"):
-        r = bench_latency(a.seconds, a.rate)
+                  f"p99 {r['jitter_p99_ms']:.2f} ms; overruns {r['tick_overruns']} of {r['tick_samples']} ticks",
+                  flush=True)
+    if what in ("all", "latency"):
+        r = res["latency"] = bench_latency(a.seconds, a.rate)
         print(f"latency at {r['rate']:.0f} aggTrade/s asked, {r['bare']['rate_per_s']:.0f}/s delivered; "
               f"frame sent -> received (µs)")
         print(f"{'path':34} {'n':>7} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
         for name, label in (("bare", "bare websockets client"), ("zmq", "feed -> ring -> bus -> ZMQ sub")):
             x = r[name]
             print(f"{label:34} {x['n']:>7} {x['p50_us']:>8.0f} {x['p99_us']:>8.0f} {x['p999_us']:>8.0f} {x['max_us']:>8.0f}")
-        print(f"p99 ratio (ours / bare): {r['ratio_p99']:.2f}  (target <= 2.0)")
+        print(f"p99 ratio (ours / bare): {r['ratio_p99']:.2f}  (target <= {LATENCY_MAX_RATIO})", flush=True)
+    if what in ("all", "system", "rest", "rss", "startup"):
+        from .system import bench_system
+        print("system: run.py --sim started by the e2e harness (first priced features, /health 200"
+              + ("; REST and memory on the first start" if what != "startup" else "") + ")", flush=True)
+        res["system"] = bench_system(
+            repeats=a.starts if what in ("all", "system", "startup") else 1,
+            rest=what in ("all", "system", "rest"), rss=what in ("all", "system", "rss"),
+            connections=a.connections, rest_seconds=a.rest_seconds, alt=not a.no_alt,
+            alt_threads=a.alt_threads, rss_after_sec=a.rss_after,
+            log=lambda m: print(m, flush=True))
+    res["machine_after"] = _machine()
+    res["elapsed_s"] = time.monotonic() - t_start
+    rows = summary_rows(res)
+    table = format_table(rows)
+    la0, la1 = res["machine_before"]["loadavg"][0], res["machine_after"]["loadavg"][0]
+    print(f"\n`python run.py bench {' '.join(argv)}`".rstrip() + f"  ({res['elapsed_s']:.0f} s; "
+          f"load average {la0:.2f} before, {la1:.2f} after; {res['machine_before']['cpus']} CPUs)\n")
+    print(table, flush=True)
+    res["table"] = [dict(zip(("measure", "value", "baseline", "ratio", "target", "result"), r)) for r in rows]
+    if a.json:
+        Path(a.json).write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                                              | orjson.OPT_NON_STR_KEYS))
+        print(f"\nwrote {a.json}")
     return 0

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,6 @@ from actors.venues import binance_rest as br
 from config.settings import load_settings
 from ipc.ring import RingReader, RingWriter
 from ipc.schema import FLAG_GAP, KLINE
-from ipc.shm import unlink_prefix
 from ipc.state import Registry, StateBlock
 from tests.context.kline_server import Fault, FakeClock, KlineServer
 from tests.e2e.harness import free_port
@@ -56,20 +54,6 @@ def wait_until(pred, timeout: float, what: str, poll: float = 0.01):
 
 def core(recs: np.ndarray) -> list:
     return recs[CORE].tolist()
-
-
-@pytest.fixture
-def prefix():
-    if not os.path.isdir(SHM_DIR):
-        pytest.skip(f"{SHM_DIR} is not available")
-    p = f"tdctest-{uuid.uuid4().hex[:8]}"
-    try:
-        yield p
-    finally:
-        unlink_prefix(SHM_DIR, p)
-        for tmp in Path(SHM_DIR).glob(f".{p}.*"):
-            tmp.unlink(missing_ok=True)
-        assert not list(Path(SHM_DIR).glob(f"{p}.*"))
 
 
 @pytest.fixture

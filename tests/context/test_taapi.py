@@ -10,11 +10,8 @@ are "no request while blocked" and "waited at least the block / backoff".
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -26,7 +23,6 @@ from actors.sim.server import serve
 from config.settings import Settings, load_settings
 from ipc.ring import RingReader
 from ipc.schema import KLINE
-from ipc.shm import unlink_prefix
 from ipc.state import StateBlock
 from tests.context.kline_server import FakeClock, KlineServer
 from tests.context.test_context import Actor, Sub, wait_until
@@ -92,20 +88,6 @@ class SimThread:
 
     def stats(self) -> dict:
         return httpx.get(f"{self.url}/taapi/__stats", timeout=5).json()
-
-
-@pytest.fixture
-def prefix():
-    if not os.path.isdir(SHM_DIR):
-        pytest.skip(f"{SHM_DIR} is not available")
-    p = f"tdctest-{uuid.uuid4().hex[:8]}"
-    try:
-        yield p
-    finally:
-        unlink_prefix(SHM_DIR, p)
-        for tmp in Path(SHM_DIR).glob(f".{p}.*"):
-            tmp.unlink(missing_ok=True)
-        assert not list(Path(SHM_DIR).glob(f"{p}.*"))
 
 
 @pytest.fixture

@@ -106,3 +106,26 @@ def test_alert_reaches_state(segs, tmp_path):
     assert body["alerts"] and body["alerts"][0]["actor"] == "recorder"
     assert "futures: cannot write" in body["alerts"][0]["alert"]
     assert body["actors"]["recorder"]["counters"]["disk_ok"] == 0
+
+
+def test_a_new_ring_incarnation_is_a_new_run(segs, tmp_path):
+    """A full stop and start makes a new ring: counts start again, old files stay, runs are told apart."""
+    from ipc.shm import unlink_prefix
+    s = _settings(segs, tmp_path, record_buffer_size=1)
+    tap = FrameTap.from_settings(s, "BTCUSDT", "futures")
+    r = VenueRecorder(s, tap.ring.path, "futures")
+    _feed(tap, 0, 4)
+    while r.poll(0.0):
+        pass
+    tap.ring.close()
+    unlink_prefix(segs.dir, segs.prefix)
+    tap2 = FrameTap.from_settings(s, "BTCUSDT", "futures")
+    r2 = VenueRecorder(s, tap2.ring.path, "futures")
+    _feed(tap2, 100, 3)
+    while r2.poll(0.0):
+        pass
+    assert r2.report()["recorded"] == 3 == r2.report()["ring_frames"]
+    recs = list(recording.iter_venue(tmp_path / "rec", "futures"))
+    assert [(rec["seq"], rec["frame"]) for rec in recs] == \
+        [(i, '{"i":%d}' % i) for i in range(4)] + [(i, '{"i":%d}' % (100 + i)) for i in range(3)]
+    assert len({rec["run"] for rec in recs}) == 2
