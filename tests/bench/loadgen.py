@@ -13,7 +13,8 @@ more CPU per request than the server under test.
 
   python -m tests.bench.loadgen URL [--connections N] [--seconds S] [--warmup S]
 
-prints one JSON object: requests, rps, p50/p90/p99/p99.9/max latency (ms), errors by kind, the
+prints `{"window": "start"}` and `{"window": "end"}` lines when the measuring window opens and
+closes, then one JSON object: requests, rps, p50/p90/p99/p99.9/max latency (ms), errors by kind, the
 status codes seen, connections opened, response bytes, and this process's CPU seconds.
 """
 from __future__ import annotations
@@ -76,7 +77,10 @@ class _Conn(asyncio.Protocol):
             fut.set_exception(ConnectionError(f"connection lost: {exc!r}"))
 
 
-async def run(url: str, connections: int, seconds: float, warmup: float, timeout: float = 5.0) -> dict:
+async def run(url: str, connections: int, seconds: float, warmup: float, timeout: float = 5.0,
+              on_window=None) -> dict:
+    """`on_window("start"|"end")` is called when the measuring window opens and closes (the bench
+    samples the server's CPU time then)."""
     u = urlsplit(url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
     path = (u.path or "/") + (f"?{u.query}" if u.query else "")
@@ -127,10 +131,14 @@ async def run(url: str, connections: int, seconds: float, warmup: float, timeout
     await asyncio.sleep(warmup)
     st["measuring"] = True
     cpu0, t0 = os.times(), time.perf_counter()
+    if on_window:
+        on_window("start")
     await asyncio.sleep(seconds)
     st["measuring"] = False
     dt = time.perf_counter() - t0
     cpu1 = os.times()
+    if on_window:
+        on_window("end")
     st["stop"] = True
     done, pending = await asyncio.wait(tasks, timeout=timeout)
     for t in pending:              # a request still unanswered `timeout` s after the end
@@ -159,7 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=float, default=1.0)
     a = ap.parse_args(argv)
     import uvloop
-    print(orjson.dumps(uvloop.run(run(a.url, a.connections, a.seconds, a.warmup))).decode())
+
+    def window(event: str) -> None:        # for a parent process that samples CPU in the window
+        print(orjson.dumps({"window": event}).decode(), flush=True)
+
+    print(orjson.dumps(uvloop.run(run(a.url, a.connections, a.seconds, a.warmup, on_window=window))).decode())
 
 
 if __name__ == "__main__":

@@ -156,11 +156,16 @@ class Drain(threading.Thread):
         self.join(5)
 
 
-def wait_started(system: System, drain: Drain, t0: float, timeout: float = 60) -> dict:
-    """Wait for the first priced features message and the first /health 200; times from t0."""
+def wait_started(system: System, drain: Drain, t0: float, t0_wall_ns: int, timeout: float = 60) -> dict:
+    """Wait for the first priced features message and the first /health 200; times from t0. Also
+    notes, for the breakdown, when supervisord spawned the actors (its log) and when each actor's
+    heartbeat says it started (after its imports, in its main)."""
+    from ipc.state import Registry
     health_at = None
     client = httpx.Client(timeout=1.0)
     deadline = time.monotonic() + timeout
+    reg_path = Path(system.env.get("SHM_DIR", "/dev/shm")) / f"{system.env['SHM_PREFIX']}.registry"
+    registry, started = None, {}
     try:
         while time.monotonic() < deadline and (health_at is None or drain.first_prices is None):
             if health_at is None:
@@ -169,6 +174,11 @@ def wait_started(system: System, drain: Drain, t0: float, timeout: float = 60) -
                         health_at = time.monotonic()
                 except httpx.HTTPError:
                     pass
+            if registry is None and reg_path.exists():
+                registry = Registry(str(reg_path.parent), system.env["SHM_PREFIX"])
+            if registry is not None:
+                for name, hb in registry.read_all().items():
+                    started.setdefault(name, (hb["start_ns"] - t0_wall_ns) / 1e9)
             time.sleep(0.05)
     finally:
         client.close()
@@ -177,27 +187,74 @@ def wait_started(system: System, drain: Drain, t0: float, timeout: float = 60) -
                            f"(health 200: {health_at is not None}, priced features: "
                            f"{drain.first_prices is not None})\n{system.logs()}")
     return {"first_features_any_s": (drain.first_any or drain.first_prices) - t0,
-            "first_features_s": drain.first_prices - t0, "health_200_s": health_at - t0}
+            "first_features_s": drain.first_prices - t0, "health_200_s": health_at - t0,
+            "supervisord_spawned_s": _supervisord_spawned(system, t0_wall_ns),
+            "actor_started_s": started}
+
+
+def _supervisord_spawned(system: System, t0_wall_ns: int) -> dict:
+    """From supervisord's log: when it started and when it spawned its first and last program."""
+    import re
+    from datetime import datetime
+    out = {}
+    try:
+        text = (system.tmp / "logs" / "supervisord.log").read_text()
+    except OSError:
+        return out
+    stamps = []
+    for line in text.splitlines():
+        m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO (spawned|supervisord started)", line)
+        if m:
+            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            stamps.append((m.group(2), t * 1e9 - t0_wall_ns))
+    started = [t for k, t in stamps if k == "supervisord started"]
+    spawned = [t for k, t in stamps if k == "spawned"]
+    if started:
+        out["supervisord_started"] = started[0] / 1e9
+    if spawned:
+        out["first_spawn"], out["last_spawn"] = spawned[0] / 1e9, spawned[-1] / 1e9
+    return out
 
 
 # --- REST ----------------------------------------------------------------------------------
-def loadgen(url: str, connections: int, seconds: float, warmup: float) -> dict:
-    r = subprocess.run([sys.executable, "-m", "tests.bench.loadgen", url, "--connections", str(connections),
-                        "--seconds", str(seconds), "--warmup", str(warmup)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=seconds + warmup + 60)
-    if r.returncode != 0:
-        raise RuntimeError(f"load generator failed: {r.stderr[-2000:]}")
-    return orjson.loads(r.stdout.strip().splitlines()[-1])
+def loadgen(url: str, connections: int, seconds: float, warmup: float, on_window=None) -> dict:
+    """Run tests/bench/loadgen.py in its own process; `on_window(event)` is called as its measuring
+    window opens ("start") and closes ("end")."""
+    p = subprocess.Popen([sys.executable, "-m", "tests.bench.loadgen", url, "--connections", str(connections),
+                          "--seconds", str(seconds), "--warmup", str(warmup)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = None
+    try:
+        for line in p.stdout:
+            doc = orjson.loads(line)
+            if "window" in doc:
+                if on_window:
+                    on_window(doc["window"])
+            else:
+                result = doc
+        p.wait(seconds + warmup + 60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    if p.returncode != 0 or result is None:
+        raise RuntimeError(f"load generator failed: {p.stderr.read()[-2000:]}")
+    return result
 
 
 def rest_measure(system: System, api_pids: list[int], connections: int, seconds: float,
                  warmup: float, path: str = "/latest/features") -> dict:
-    """The load generator against `path`, with the CPU that every session process used meanwhile."""
+    """The load generator against `path`, with the CPU that the API's processes and every other
+    process of the session used within its measuring window."""
     pids = sorted(set(system.session_pids()) | set(api_pids))
-    before, t0 = cpu_snapshot(pids), time.monotonic()
-    out = loadgen(system.http + path, connections, seconds, warmup)
-    wall = time.monotonic() - t0
-    after = cpu_snapshot(pids)
+    snaps = {}
+
+    def window(event: str) -> None:
+        snaps[event] = (cpu_snapshot(pids), time.monotonic())
+
+    out = loadgen(system.http + path, connections, seconds, warmup, window)
+    (before, t0), (after, t1) = snaps["start"], snaps["end"]
+    wall = t1 - t0
     api = sum(after[p] - before[p] for p in pids if p in api_pids)
     rest = sum(after[p] - before[p] for p in pids if p not in api_pids)
     body = httpx.get(system.http + path, timeout=5)
@@ -257,17 +314,20 @@ def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connecti
         tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-system-"))
         system = System(tmp)
         drain = None
-        t0 = time.monotonic()
+        t0, t0_wall = time.monotonic(), time.time_ns()
         system.start(LOG_LEVEL="WARNING")
         try:
             s = Settings(**{k.lower(): v for k, v in system.env.items()
                             if k.lower() in Settings.model_fields})
             drain = Drain(system.pub_url, s.symbol)
             drain.start()
-            st = wait_started(system, drain, t0)
+            st = wait_started(system, drain, t0, t0_wall)
             out["startup"].append(st)
+            sp, act = st["supervisord_spawned_s"], st["actor_started_s"]
             log(f"  start {run + 1}: first features {st['first_features_any_s']:.2f} s, with prices "
-                f"{st['first_features_s']:.2f} s, /health 200 {st['health_200_s']:.2f} s")
+                f"{st['first_features_s']:.2f} s, /health 200 {st['health_200_s']:.2f} s  (supervisord up "
+                f"{sp.get('supervisord_started', float('nan')):.2f} s, spawns at {sp.get('first_spawn', float('nan')):.2f} s, "
+                f"actors' main {min(act.values(), default=float('nan')):.2f}-{max(act.values(), default=float('nan')):.2f} s)")
             if run == 0 and (rest or rss):
                 _measure_running(system, drain, t0, out, rest, rss, connections, rest_seconds, warmup,
                                  alt, alt_threads, rss_after_sec, log)
@@ -284,12 +344,19 @@ def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connecti
 
 
 def _measure_running(system, drain, t0, out, rest, rss, connections, rest_seconds, warmup, alt,
-                     alt_threads, rss_after_sec, log) -> None:
+                     alt_threads, rss_after_sec, log, idle_cpu_sec: float = 3.0) -> None:
     master, workers = api_pids(system)
     master_args = proc_args(master)
     out["api_config"] = describe_worker_class(master_args)
+    # the system's own CPU at the sim's rates (a ZeroMQ subscriber draining everything, no REST load)
     pids0 = system.session_pids()
     cpu0, c0 = cpu_snapshot(pids0), time.monotonic()
+    time.sleep(idle_cpu_sec)
+    cpu1, c1 = cpu_snapshot(pids0), time.monotonic()
+    idle = {p: 100 * (cpu1[p] - cpu0[p]) / (c1 - c0) for p in pids0}
+    out["idle_cpu_pct_total"] = sum(idle.values())
+    log(f"  the system at the sim's rates uses {out['idle_cpu_pct_total']:.0f}% of one core "
+        f"(over {idle_cpu_sec:g} s, {len(pids0)} processes)")
     if rest:
         wait_for(lambda: system.get("/latest/features").status_code == 200, 10, "/latest/features 200")
         r = rest_measure(system, [master, *workers], connections, rest_seconds, warmup)
@@ -304,7 +371,6 @@ def _measure_running(system, drain, t0, out, rest, rss, connections, rest_second
         if wait > 0:
             time.sleep(wait)
         pids = system.session_pids()
-        cpu1, c1 = cpu_snapshot(pids), time.monotonic()
         names = name_processes(pids)
         mem = {}
         for pid in pids:
@@ -315,13 +381,14 @@ def _measure_running(system, drain, t0, out, rest, rss, connections, rest_second
             name = names.get(pid, str(pid))
             mem[name] = {"pid": pid, "rss_mb": st["VmRSS"], "peak_rss_mb": st["VmHWM"],
                          "anon_mb": st.get("RssAnon", 0.0), "shmem_mb": st.get("RssShmem", 0.0),
-                         "cpu_pct": 100 * (cpu1.get(pid, 0.0) - cpu0.get(pid, 0.0)) / (c1 - c0)}
+                         "idle_cpu_pct": idle.get(pid)}
         out["memory"] = {"after_s": time.monotonic() - t0, "zmq_messages_drained": drain.messages,
                          "processes": mem}
         log(f"  memory after {out['memory']['after_s']:.0f} s ({drain.messages:,} ZeroMQ messages drained):")
         for name, m in sorted(mem.items()):
             log(f"    {name:24} RSS {m['rss_mb']:6.1f} MB  peak {m['peak_rss_mb']:6.1f} MB  "
-                f"(anon {m['anon_mb']:5.1f}, shm {m['shmem_mb']:5.1f})  CPU {m['cpu_pct']:5.1f}%")
+                f"(anon {m['anon_mb']:5.1f}, shm {m['shmem_mb']:5.1f})  CPU at rest "
+                + (f"{m['idle_cpu_pct']:4.1f}%" if m["idle_cpu_pct"] is not None else "   -"))
     if rest and alt:
         alt_args, label = swap_worker_class(master_args, alt_threads)
         system.ctl("stop", "api")

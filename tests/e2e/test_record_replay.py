@@ -19,11 +19,14 @@ TIMING = ("seq", "boot", "ts_ns")      # publish stamps: differ between any two 
 
 
 class BarTap:
-    """Every closed bar published on the bus, collected by a thread."""
+    """Every closed bar published on the bus, and the trade-driven features of every tick keyed by
+    the last trade they include (a tick samples the stream at times that differ between runs;
+    the values after a given trade must not)."""
 
-    def __init__(self, url: str):
-        self.sub = Subscriber(url, ("bar.",))
+    def __init__(self, url: str, symbol: str = "BTCUSDT"):
+        self.sub = Subscriber(url, ("bar.", f"features.{symbol}"))
         self.bars: dict[tuple, dict] = {}
+        self.feats: dict[tuple, dict] = {}
         self.lost = 0
         self._stop = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
@@ -35,6 +38,12 @@ class BarTap:
             if ev is None:
                 continue
             self.lost += ev.lost
+            if ev.topic.startswith("features."):
+                for venue, f in ev.msg["venues"].items():
+                    if f.get("last_trade_id") is not None:
+                        vwap = {k: v for k, v in f["vwap"].items() if k != "age_ms"}
+                        self.feats[(venue, f["last_trade_id"])] = {"cvd": f["cvd"], "vwap": vwap}
+                continue
             doc = {k: v for k, v in ev.msg.items() if k not in TIMING}
             self.bars[(ev.topic, doc["start_ns"])] = doc
 
@@ -81,7 +90,7 @@ def test_record_kill_recorder_replay(tmp_path):
         r2 = wait_for(drained, 30, "the recorder drained every ring")
         st = _state(rec)
         tap.close()
-        bars_rec = dict(tap.bars)
+        bars_rec, feats_rec = dict(tap.bars), dict(tap.feats)
         assert tap.lost == 0
     finally:
         rc = rec.stop()
@@ -134,6 +143,11 @@ def test_record_kill_recorder_replay(tmp_path):
     assert len(want) >= 10
     for k in sorted(want):
         assert tap.bars[k] == bars_rec[k], k
+    # CVD and anchored VWAP after the same trade: equal in both runs, to the last bit
+    common = set(feats_rec) & set(tap.feats)
+    assert len(common) >= 0.5 * len(feats_rec) and len(common) >= 50, (len(common), len(feats_rec))
+    for k in sorted(common):
+        assert tap.feats[k] == feats_rec[k], k
 
     # --- 5. Parquet export and the backtest on the same recording ---------------------------
     import subprocess
