@@ -9,7 +9,8 @@ Invariants:
   (falcon would answer XML to an XML-preferring client): unknown route 404, unknown method 405,
   bad query 400, bad or missing token 401 (compared in constant time), control disabled 403,
   body over MAX_BODY_BYTES 413 (checked on Content-Length before routing, and again while
-  reading), a body that is not application/json 415;
+  reading), a chunked body (no Content-Length: falcon would read it as empty) 411, a body that
+  is not application/json 415;
 - `GET /openapi.json` describes every route (actors/openapi.py); the tests fuzz the app against it.
 """
 from __future__ import annotations
@@ -195,6 +196,11 @@ class AnchorResetResource:
             raise falcon.HTTPUnauthorized(title="bad token", description="Authorization: Bearer <API_TOKEN>",
                                           challenges=["Bearer"])
         # (a body over the limit by Content-Length was refused before routing: BodyLimit)
+        if req.content_length is None and req.get_header("Transfer-Encoding"):
+            # falcon reads a body without Content-Length as empty: a chunked body would be ignored
+            # and the anchor reset to now, not to the anchor_ns it asked for
+            raise falcon.HTTPLengthRequired(title="length required",
+                                            description="send the body with a Content-Length")
         raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
         if raw and (req.content_type or "").partition(";")[0].strip().lower() != JSON:
             raise falcon.HTTPUnsupportedMediaType(title="unsupported content type",

@@ -210,6 +210,7 @@ def build_openapi(max_body_bytes: int) -> dict:
                 "400": _error("bad JSON, unknown keys, a bad anchor_ns, or compute rejected it"),
                 "401": _error("missing or wrong bearer token"),
                 "403": _error("control is disabled (API_TOKEN unset)"),
+                "411": _error("a chunked body: send it with a Content-Length"),
                 "413": _error(f"body over {max_body_bytes} bytes"),
                 "415": _error("a body that is not application/json"),
                 "503": _error("compute did not answer in time"),

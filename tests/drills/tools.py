@@ -25,8 +25,7 @@ SYMBOL = "BTCUSDT"
 # what every drill system runs with: quick stale detection and reconnects, one context timeframe
 # (the context actor's REST calls are then sequential: the 429/418 drills count them exactly)
 BASE_ENV = dict(SIM_TRADE_RATE="40", HEALTH_DATA_STALE_SEC="3", FEED_BACKOFF_MAX_SEC="1",
-                CONTEXT_TFS="1m", CONTEXT_BOOTSTRAP_LIMIT="100", API_TOKEN="drill-token",
-                LOG_LEVEL="INFO")
+                CONTEXT_TFS="1m", CONTEXT_BOOTSTRAP_LIMIT="100", API_TOKEN="drill-token")
 
 
 @contextlib.contextmanager
@@ -51,9 +50,17 @@ def running_system(tmp: Path, **overrides: str):
             os.killpg(sys_.proc.pid, signal.SIGKILL)
 
 
+def wait_or_logs(system: System, cond, timeout: float, what: str):
+    """harness.wait_for, with the system's log tails in the failure."""
+    try:
+        return wait_for(cond, timeout, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{system.logs()}") from None
+
+
 def healthy(system: System, timeout: float = 60) -> dict:
-    return wait_for(lambda: (lambda c, b: b if c == 200 else None)(*system.health()), timeout,
-                    "/health 200\n" + system.logs())
+    return wait_or_logs(system, lambda: (lambda c, b: b if c == 200 else None)(*system.health()), timeout,
+                        "/health 200")
 
 
 def state(system: System) -> dict:
