@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +51,7 @@ def _stop_all(procs: list[subprocess.Popen]) -> None:
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait(5)
 
 
 def _pcts(lat_ns: np.ndarray) -> dict:
@@ -64,7 +66,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-"))
     env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
                ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
-               SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+               SIM_TRADE_RATE=str(rate), LOG_LEVEL="ERROR", PYTHONUNBUFFERED="1")
     env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}")
     s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
         "SHM_PREFIX", "SIM_PORT", "SIM_SPOT_PORT", "SIM_TRADE_RATE", "FUTURES_WS", "ZMQ_XSUB_URL",
@@ -114,6 +116,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
         skip = min(len(lat) // 10, int(rate))
         out[name] = _pcts(lat[skip:])
         out[name]["rate_per_s"] = len(ts) / ((ts.max() - ts.min()) / 1e9) if len(ts) > 1 else 0.0
+    shutil.rmtree(tmp, ignore_errors=True)
     out["ratio_p99"] = out["zmq"]["p99_us"] / out["bare"]["p99_us"]
     out["rate"] = rate
     return out
@@ -167,9 +170,13 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
                 if time.monotonic() > deadline or fire.poll() is not None:
                     raise RuntimeError("firehose did not start")
                 time.sleep(0.1)
-        bare = subprocess.run([py, "-m", "tests.bench.receivers", "count", f"ws://127.0.0.1:{fport}{bare_path}",
-                               str(n)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        out["bare"] = orjson.loads(bare.stdout.strip().splitlines()[-1])
+
+        def bare_loop() -> dict:
+            r = subprocess.run([py, "-m", "tests.bench.receivers", "count", f"ws://127.0.0.1:{fport}{bare_path}",
+                                str(n)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            return orjson.loads(r.stdout.strip().splitlines()[-1])
+
+        bare_runs = [bare_loop()]
         procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
         if subscriber:
             procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
@@ -194,11 +201,17 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
                     first_ns = int(recs["ts_recv_ns"][0])
                 last_ns = int(recs["ts_recv_ns"][-1])
                 got += len(recs)
-            else:
-                time.sleep(0.05)
+            # this reader must not take a core from the feed: one copy every 50 ms (the ring holds
+            # far more than 50 ms of records)
+            time.sleep(0.05)
         if got < 2:
             raise RuntimeError(f"{actor} wrote {got} of {n} records")
         rss, peak = _rss_mb(feed.pid)
+        _stop_all(procs[:0:-1])          # the feed (and its subscriber, the bus) first: a quiet stop
+        del procs[1:]
+        bare_runs.append(bare_loop())    # the baseline again, after: the mean of both is the baseline
+        out["bare_runs"] = bare_runs
+        out["bare"] = {"frames": n, "rate": sum(b["rate"] for b in bare_runs) / len(bare_runs)}
         out["feed"] = {"frames": got, "seconds": (last_ns - first_ns) / 1e9,
                        "rate": (got - 1) / ((last_ns - first_ns) / 1e9), "rss_mb": rss, "peak_rss_mb": peak,
                        "overrun": ring.overrun}
@@ -219,8 +232,9 @@ def bench_tick(seconds: float, rate: float) -> dict:
     env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
                SIM_POLY_PORT=str(free_port()), ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}",
                ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}",
-               SIM_TRADE_RATE=str(rate), LOG_LEVEL="WARNING", TICK_MS="100",
+               SIM_TRADE_RATE=str(rate), LOG_LEVEL="ERROR", TICK_MS="100",
                DECISION_LOG_DIR=tempfile.mkdtemp(prefix="tdc-bench-decisions-"))
+    decisions = env["DECISION_LOG_DIR"]
     env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}", SPOT_WS=f"ws://127.0.0.1:{env['SIM_SPOT_PORT']}",
                FUTURES_REST=f"http://127.0.0.1:{env['SIM_PORT']}")
     procs = [subprocess.Popen([sys.executable, "run.py", a], cwd=ROOT, env=env)
@@ -233,6 +247,7 @@ def bench_tick(seconds: float, rate: float) -> dict:
     finally:
         _stop_all(procs)
         unlink_prefix("/dev/shm", prefix)
+        shutil.rmtree(decisions, ignore_errors=True)
     c = hb.get("counters", {})
     return {"rate": rate, "trades": trades, **{k: c.get(k) for k in (
         "tick_p50_ms", "tick_p99_ms", "jitter_p50_ms", "jitter_p99_ms", "tick_samples", "tick_overruns",
@@ -333,6 +348,9 @@ def summary_rows(res: dict) -> list[tuple[str, str, str, str, str, str]]:
                      f"loadgen {r['loadgen_cpu_pct']:.0f}%, api {r['api_cpu_pct']:.0f}%, "
                      f"rest {r['others_cpu_pct']:.0f}%", "-", "0 errors",
                      _verdict(r["errors"] == 0) if main else ("info" if r["errors"] == 0 else "errors!")))
+    for r in sysr.get("rest_sweep", []):
+        rows.append((f"REST sweep, {r['connections']} conns", f"{r['rps']:,.0f} req/s",
+                     f"p50 {r['p50_ms']:.2f} / p99 {r['p99_ms']:.2f} ms, {r['errors']} errors", "-", "-", "info"))
     mem = (sysr.get("memory") or {}).get("processes", {})
     for name, m in sorted(mem.items(), key=lambda kv: _proc_order(kv[0])):
         actor = _proc_order(name)[0] < 3
@@ -340,8 +358,11 @@ def summary_rows(res: dict) -> list[tuple[str, str, str, str, str, str]]:
                      f"< {RSS_MAX_MB:g} MB" if actor else "-",
                      _verdict(m["peak_rss_mb"] < RSS_MAX_MB) if actor else "info"))
     for i, st in enumerate(sysr.get("startup", []), 1):
-        rows.append((f"first priced features, start {i}", f"{st['first_features_s']:.2f} s",
-                     f"any features {st['first_features_any_s']:.2f} s", "-",
+        spawn = st.get("supervisord_spawned_s", {}).get("first_spawn")
+        up = max(st.get("actor_started_s", {}).values(), default=None)
+        detail = (f"spawned {spawn:.2f} s, all actors up {up:.2f} s" if spawn is not None and up is not None
+                  else f"any features {st['first_features_any_s']:.2f} s")
+        rows.append((f"first priced features, start {i}", f"{st['first_features_s']:.2f} s", detail, "-",
                      f"<= {FIRST_FEATURES_MAX_S:g} s", _verdict(st["first_features_s"] <= FIRST_FEATURES_MAX_S)))
         rows.append((f"/health 200, start {i}", f"{st['health_200_s']:.2f} s", "-", "-", "-", "info"))
     r = res.get("ring")
@@ -372,6 +393,32 @@ def format_table(rows) -> str:
     return "\n".join([line, sep, *body])
 
 
+class ForeignCpu:
+    """CPU used by work other than this bench, per section: the machine's busy time (/proc/stat)
+    minus this process's and its waited-for descendants' (every process a section starts is
+    stopped and waited for by the end of it, so its time is in the children's times)."""
+
+    def __init__(self) -> None:
+        self.sections: dict[str, float] = {}
+        self._t0 = None
+
+    @staticmethod
+    def _read() -> tuple[float, float, float]:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.monotonic()
+
+    def start(self) -> None:
+        self._t0 = self._read()
+
+    def stop(self, section: str) -> float:
+        (b0, m0, w0), (b1, m1, w1) = self._t0, self._read()
+        pct = max(0.0, 100 * ((b1 - b0) - (m1 - m0)) / (w1 - w0))
+        self.sections[section] = pct
+        return pct
+
+
 def _machine() -> dict:
     import platform
     return {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "python": platform.python_version(),
@@ -396,7 +443,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--tick-seconds", type=float, default=20.0, help="tick: seconds per trade rate")
     ap.add_argument("--ring-records", type=int, default=1_000_000)
     ap.add_argument("--starts", type=int, default=3, help="system: starts of run.py --sim")
-    ap.add_argument("--connections", type=int, default=16, help="REST: concurrent keep-alive connections")
+    ap.add_argument("--connections", default="16", help="REST: concurrent connections (keep-alive where the "
+                    "server allows); a comma-separated list adds a sweep after the first, which is the measure")
     ap.add_argument("--rest-seconds", type=float, default=10.0, help="REST: measuring window per config")
     ap.add_argument("--no-alt", action="store_true", help="REST: skip the other gunicorn worker class")
     ap.add_argument("--alt-threads", type=int, default=2, help="REST: threads per gthread worker")
@@ -408,10 +456,15 @@ def main(argv: list[str]) -> int:
     t_start = time.monotonic()
     print(f"bench {what}: {res['machine_before']['cpus']} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in res['machine_before']['loadavg'])}", flush=True)
+    foreign = ForeignCpu()
+    foreign.start()
     if what in ("all", "ring"):
         r = res["ring"] = bench_ring(a.ring_records)
         print(f"ring   append one: {r['append_one_per_s']:,.0f} rec/s   "
               f"append 1000 + read: {r['append_many_plus_read_per_s']:,.0f} rec/s", flush=True)
+    if what in ("all", "ring"):
+        print(f"  (other work on the machine meanwhile: {foreign.stop('ring'):.0f}% of one core)", flush=True)
+        foreign.start()
     if what in ("all", "ingest"):
         runs = [(v, False) for v in a.ingest_venues.split(",") if v]
         if a.subscriber:
@@ -421,10 +474,14 @@ def main(argv: list[str]) -> int:
             res[f"ingest_{venue}" + ("_sub" if sub else "")] = r
             print(f"ingest {r['actor']} ({r['frames']:,} aggTrade frames, firehose sender, "
                   f"{'a ZMQ subscriber draining every tick' if sub else 'bus running, no tick subscriber'})")
-            print(f"  bare websockets + orjson loop : {r['bare']['rate']:>10,.0f} frames/s")
+            print(f"  bare websockets + orjson loop : {r['bare']['rate']:>10,.0f} frames/s   (mean of "
+                  + ", ".join(f"{b['rate']:,.0f}" for b in r["bare_runs"]) + ": before and after the feed)")
             print(f"  {r['actor']:13} (parse+ring+pub) : {r['feed']['rate']:>10,.0f} frames/s   "
                   f"ratio {r['ratio']:.2f} (target >= {INGEST_MIN_RATIO})   RSS {r['feed']['rss_mb']:.0f} MB "
                   f"(peak {r['feed']['peak_rss_mb']:.0f}, target < {RSS_MAX_MB:g})", flush=True)
+    if what in ("all", "ingest"):
+        print(f"  (other work on the machine meanwhile: {foreign.stop('ingest'):.0f}% of one core)", flush=True)
+        foreign.start()
     if what in ("all", "tick"):
         print("compute tick at TICK_MS=100 (sim + both feeds + bus + compute on 2 cores)")
         res["tick"] = []
@@ -438,6 +495,9 @@ def main(argv: list[str]) -> int:
                   f"p99 {r['tick_p99_ms']:.2f} ms (max {r['tick_max_ms']:.1f}); jitter p50 {r['jitter_p50_ms']:.2f} ms "
                   f"p99 {r['jitter_p99_ms']:.2f} ms; overruns {r['tick_overruns']} of {r['tick_samples']} ticks",
                   flush=True)
+    if what in ("all", "tick"):
+        print(f"  (other work on the machine meanwhile: {foreign.stop('tick'):.0f}% of one core)", flush=True)
+        foreign.start()
     if what in ("all", "latency"):
         r = res["latency"] = bench_latency(a.seconds, a.rate)
         print(f"latency at {r['rate']:.0f} aggTrade/s asked, {r['bare']['rate_per_s']:.0f}/s delivered; "
@@ -447,6 +507,9 @@ def main(argv: list[str]) -> int:
             x = r[name]
             print(f"{label:34} {x['n']:>7} {x['p50_us']:>8.0f} {x['p99_us']:>8.0f} {x['p999_us']:>8.0f} {x['max_us']:>8.0f}")
         print(f"p99 ratio (ours / bare): {r['ratio_p99']:.2f}  (target <= {LATENCY_MAX_RATIO})", flush=True)
+    if what in ("all", "latency"):
+        print(f"  (other work on the machine meanwhile: {foreign.stop('latency'):.0f}% of one core)", flush=True)
+        foreign.start()
     if what in ("all", "system", "rest", "rss", "startup"):
         from .system import bench_system
         print("system: run.py --sim started by the e2e harness (first priced features, /health 200"
@@ -454,16 +517,21 @@ def main(argv: list[str]) -> int:
         res["system"] = bench_system(
             repeats=a.starts if what in ("all", "system", "startup") else 1,
             rest=what in ("all", "system", "rest"), rss=what in ("all", "system", "rss"),
-            connections=a.connections, rest_seconds=a.rest_seconds, alt=not a.no_alt,
+            connections=[int(c) for c in a.connections.split(",") if c], rest_seconds=a.rest_seconds, alt=not a.no_alt,
             alt_threads=a.alt_threads, rss_after_sec=a.rss_after,
             log=lambda m: print(m, flush=True))
+    if what in ("all", "system", "rest", "rss", "startup"):
+        print(f"  (other work on the machine meanwhile: {foreign.stop('system'):.0f}% of one core)", flush=True)
+    res["foreign_cpu_pct"] = foreign.sections
     res["machine_after"] = _machine()
     res["elapsed_s"] = time.monotonic() - t_start
     rows = summary_rows(res)
     table = format_table(rows)
     la0, la1 = res["machine_before"]["loadavg"][0], res["machine_after"]["loadavg"][0]
     print(f"\n`python run.py bench {' '.join(argv)}`".rstrip() + f"  ({res['elapsed_s']:.0f} s; "
-          f"load average {la0:.2f} before, {la1:.2f} after; {res['machine_before']['cpus']} CPUs)\n")
+          f"load average {la0:.2f} before, {la1:.2f} after; {res['machine_before']['cpus']} CPUs)")
+    print("other work on the machine (CPU not used by this bench), % of one core: "
+          + ", ".join(f"{k} {v:.0f}%" for k, v in foreign.sections.items()) + "\n")
     print(table, flush=True)
     res["table"] = [dict(zip(("measure", "value", "baseline", "ratio", "target", "result"), r)) for r in rows]
     if a.json:

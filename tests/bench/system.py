@@ -304,11 +304,11 @@ def describe_worker_class(args: list[str]) -> str:
     return f"{workers} {wc} workers{threads}"
 
 
-def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connections: int = 16,
+def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connections: int | list[int] = 16,
                  rest_seconds: float = 10.0, warmup: float = 1.0, alt: bool = True, alt_threads: int = 2,
                  rss_after_sec: float = 20.0, log=print) -> dict:
     """`repeats` starts of the whole system on the sim; the first also measures REST and memory."""
-    from config.settings import Settings
+    import shutil
     out: dict = {"startup": []}
     for run in range(repeats):
         tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-system-"))
@@ -317,9 +317,7 @@ def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connecti
         t0, t0_wall = time.monotonic(), time.time_ns()
         system.start(LOG_LEVEL="WARNING")
         try:
-            s = Settings(**{k.lower(): v for k, v in system.env.items()
-                            if k.lower() in Settings.model_fields})
-            drain = Drain(system.pub_url, s.symbol)
+            drain = Drain(system.pub_url, system.settings().symbol)
             drain.start()
             st = wait_started(system, drain, t0, t0_wall)
             out["startup"].append(st)
@@ -339,7 +337,9 @@ def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connecti
             except AssertionError as exc:
                 rc = str(exc)
             if rc != 0:
-                log(f"  warning: the system's stop returned {rc}")
+                log(f"  warning: the system's stop returned {rc}; its logs are in {tmp}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -357,15 +357,20 @@ def _measure_running(system, drain, t0, out, rest, rss, connections, rest_second
     out["idle_cpu_pct_total"] = sum(idle.values())
     log(f"  the system at the sim's rates uses {out['idle_cpu_pct_total']:.0f}% of one core "
         f"(over {idle_cpu_sec:g} s, {len(pids0)} processes)")
+    conns = [connections] if isinstance(connections, int) else list(connections)
     if rest:
         wait_for(lambda: system.get("/latest/features").status_code == 200, 10, "/latest/features 200")
-        r = rest_measure(system, [master, *workers], connections, rest_seconds, warmup)
-        r["config"] = out["api_config"]
-        out["rest"] = r
-        log(f"  REST {r['path']} ({r['body_bytes']:,} B) on {r['config']}, {connections} connections: "
-            f"{r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-            f"errors {r['errors']}; CPU: loadgen {r['loadgen_cpu_pct']:.0f}%, api {r['api_cpu_pct']:.0f}%, "
-            f"other processes {r['others_cpu_pct']:.0f}% (of one core)")
+        for i, c in enumerate(conns):       # the first is the measure; any others, a sweep
+            r = rest_measure(system, [master, *workers], c, rest_seconds, warmup)
+            r["config"] = out["api_config"]
+            if i == 0:
+                out["rest"] = r
+            else:
+                out.setdefault("rest_sweep", []).append(r)
+            log(f"  REST {r['path']} ({r['body_bytes']:,} B) on {r['config']}, {c} connections: "
+                f"{r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                f"p99.9 {r['p999_ms']:.2f} ms, errors {r['errors']}; CPU: loadgen {r['loadgen_cpu_pct']:.0f}%, "
+                f"api {r['api_cpu_pct']:.0f}%, other processes {r['others_cpu_pct']:.0f}% (of one core)")
     if rss:
         wait = rss_after_sec - (time.monotonic() - t0)
         if wait > 0:
@@ -399,11 +404,11 @@ def _measure_running(system, drain, t0, out, rest, rss, connections, rest_second
             wait_for(lambda: system.get("/latest/features").status_code == 200, 20, "the alternative API")
             wpids = wait_for(lambda: children(g.pid) if len(children(g.pid)) >= len(workers) else None,
                              10, "the alternative API's workers")
-            r = rest_measure(system, [g.pid, *wpids], connections, rest_seconds, warmup)
+            r = rest_measure(system, [g.pid, *wpids], conns[0], rest_seconds, warmup)
             r["config"] = describe_worker_class(alt_args)
             out["rest_alt"] = r
-            log(f"  REST (comparison) on {r['config']}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
-                f"p99 {r['p99_ms']:.2f} ms, errors {r['errors']}; CPU: loadgen {r['loadgen_cpu_pct']:.0f}%, "
+            log(f"  REST (comparison) on {r['config']}, {conns[0]} connections: {r['rps']:,.0f} req/s, "
+                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 {r['p999_ms']:.2f} ms, errors {r['errors']}; CPU: loadgen {r['loadgen_cpu_pct']:.0f}%, "
                 f"api {r['api_cpu_pct']:.0f}%, other processes {r['others_cpu_pct']:.0f}%")
             out["rest_alt"]["workers_rss_mb"] = [proc_status(p)["VmRSS"] for p in wpids if _alive(p)]
         finally:
