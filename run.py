@@ -105,12 +105,30 @@ def run_supervisor(with_sim: bool) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    _wake(Path(env["TDC_RUN_DIR"]) / "supervisor.sock", proc)
     rc = proc.wait()
     removed = unlink_prefix(s.shm_dir, s.shm_prefix)
     sock = Path(env["TDC_RUN_DIR"]) / "supervisor.sock"
     sock.unlink(missing_ok=True)
     sys.stderr.write(f"stopped (supervisord exit {rc}); removed {removed} shared-memory segments\n")
     return rc
+
+
+def _wake(sock: Path, proc: subprocess.Popen, timeout_sec: float = 10.0) -> None:
+    """supervisord spawns its programs only after its first one-second poll; a connection to its
+    socket ends that poll at once (about a second off every start)."""
+    import socket
+    import time
+    deadline = time.monotonic() + timeout_sec
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sock.exists():
+            try:
+                with socket.socket(socket.AF_UNIX) as c:
+                    c.connect(str(sock))
+                return
+            except OSError:
+                pass
+        time.sleep(0.01)
 
 
 def run_ctl(args: list[str]) -> int:

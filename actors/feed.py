@@ -165,7 +165,8 @@ class Sink:
             self._ages.append(rec[1] - rec[0])
         if not self.written & AGE_FLUSH_MASK:
             self.flush_ages()
-        pub.publish(self.topic, dict(zip(self.names, rec)))
+        if pub.wants(self.topic):          # no subscriber: no message to build
+            pub.publish(self.topic, dict(zip(self.names, rec)))
         return True
 
     def mark_gap(self, pub: Publisher, reason: str) -> None:
@@ -279,6 +280,7 @@ class Feed:
         """Every frame of one read (they share a receive time), in order."""
         conn.frames += len(frames)
         conn.last_frame_ns = ts_recv_ns
+        self.pub.refresh()
         parse, sinks, pub, on_frame = self.venue.parse_frame, self.stream_sink, self.pub, self.on_frame
         seen = held = None
         if link is not None:
@@ -517,6 +519,7 @@ class Feed:
                 "parse_errors": self.parse_errors, "unknown": self.unknown, "acks": self.acks,
                 "venue_errors": self.venue_errors,
                 "published": self.pub.sent, "publish_dropped": self.pub.dropped,
+                "publish_skipped": self.pub.skipped,
                 "reconnects": sum(c.reconnects for c in self.conns),
                 "rotations": sum(c.rotations for c in self.conns),
                 "id_gaps": sum(s.id_gaps for s in self.sinks.values()),

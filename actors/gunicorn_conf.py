@@ -22,6 +22,27 @@ from pathlib import Path
 
 PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+
+def json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it refuses before the app sees it (bad request line,
+    header too large, …), as the app's JSON error instead of gunicorn's HTML page."""
+    import orjson
+    from gunicorn import util
+    body = orjson.dumps({"title": reason.lower(), "description": mesg})
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def _json_errors_everywhere() -> None:
+    # gunicorn has no hook for this body: its workers call `gunicorn.util.write_error` by name,
+    # so replacing that one function (in the master, before the workers fork) is enough
+    from gunicorn import util
+    util.write_error = json_error
+
+
+_json_errors_everywhere()
+
 log = logging.getLogger("api")
 
 

@@ -79,19 +79,53 @@ def run_proxy(xsub_url: str, xpub_url: str, ctx: zmq.Context | None = None) -> N
 
 
 class Publisher:
-    """A PUB socket connected to the bus's XSUB; stamps seq/boot/ts_ns per topic."""
+    """An XPUB socket connected to the bus's XSUB; stamps seq/boot/ts_ns per topic.
+
+    XPUB rather than PUB so the publisher sees the subscriptions the bus forwards upstream (the
+    bus's XSUB replays them to every publisher that connects): `wants(topic)` lets a hot path skip
+    building a message no one has subscribed to. Sending is PUB's: filtered by subscription, never
+    blocking, dropped at the high-water mark. `seq` counts the messages sent on a topic, so a
+    subscriber sees no gap for the messages skipped while no one listened.
+    """
 
     def __init__(self, url: str, ctx: zmq.Context | None = None, sndhwm: int = 100_000,
                  linger_ms: int = 500, bind: bool = False):
         self._ctx = ctx or zmq.Context.instance()
-        self.sock = self._ctx.socket(zmq.PUB)
+        self.sock = self._ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.LINGER, linger_ms)
         self.sock.setsockopt(zmq.SNDHWM, sndhwm)
         (self.sock.bind if bind else self.sock.connect)(url)
         self.boot = new_boot_id()
         self._seq: dict[bytes, int] = {}
+        self._subs: dict[bytes, int] = {}      # prefix -> subscribe count (the bus sends each once)
+        self._wants: dict[bytes, bool] = {}
         self.sent = 0
         self.dropped = 0
+        self.skipped = 0                        # messages not built: no subscriber for the topic
+
+    def refresh(self) -> None:
+        """Take the subscription changes the bus forwarded (cheap when there are none)."""
+        sock = self.sock
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            msg = sock.recv(zmq.NOBLOCK)
+            if not msg:
+                continue
+            prefix = bytes(msg[1:])
+            n = self._subs.get(prefix, 0) + (1 if msg[0] == 1 else -1)
+            if n > 0:
+                self._subs[prefix] = n
+            else:
+                self._subs.pop(prefix, None)
+            self._wants.clear()
+
+    def wants(self, topic: bytes) -> bool:
+        """True if some subscriber's prefix matches `topic` (as of the last `refresh`)."""
+        w = self._wants.get(topic)
+        if w is None:
+            w = self._wants[topic] = any(topic.startswith(p) for p in self._subs)
+        if not w:
+            self.skipped += 1
+        return w
 
     def publish(self, topic: str | bytes, doc: dict) -> None:
         """Send `doc` (mutated: seq/boot/ts_ns added) on `topic`; never blocks."""

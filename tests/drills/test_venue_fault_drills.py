@@ -243,7 +243,7 @@ def _post(body: bytes, ctype: bytes = b"application/json", extra: bytes = b"") -
 
 
 # name -> (raw request, expected status; None: gunicorn refuses it before the app, answering a 4xx
-# of its own (HTML: it is not our app) and closing, or closing without an answer)
+# of its own (JSON, through actors.gunicorn_conf.json_error) and closing, or closing without an answer)
 BAD_REQUESTS = {
     "garbage request line": (b"GARBAGE\r\n\r\n", None),
     "binary junk": (bytes(range(256)) + b"\r\n\r\n", None),
@@ -299,6 +299,9 @@ def test_api_survives_malformed_requests(drill):
         if want is None:
             assert r.status is None or (400 <= r.status < 500 and r.headers.get("connection") == "close"), \
                 (name, r.status, r.body[:200])
+            if r.status is not None:          # gunicorn's own refusal, in the app's JSON shape
+                assert r.headers["content-type"] == "application/json", (name, r.headers)
+                assert isinstance(r.json()["title"], str), (name, r.body[:200])
         else:
             assert r.status == want, (name, r.status, r.body[:200])
             assert r.headers["content-type"] == "application/json", (name, r.headers)

@@ -114,3 +114,37 @@ def test_hwm_drop_is_visible_as_a_seq_gap(bus):
     first_seq = tr.seq - tr.received - tr.lost + 1
     assert tr.received + tr.lost == tr.seq - first_seq + 1
     pub.close(), sub.close()
+
+
+def test_publisher_sees_subscriptions_through_the_bus(bus):
+    """`wants` follows the subscriptions the bus forwards: nothing is built for no one, and a
+    subscriber that arrives, leaves and comes back is seen each time."""
+    ctx, xsub, xpub = bus
+    pub = Publisher(xsub, ctx=ctx)
+    t, other = b"tick.spot.trade.BTCUSDT", b"features.BTCUSDT"
+
+    def until(cond, what):
+        deadline = time.monotonic() + 10
+        while not cond():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.01)
+            pub.refresh()
+
+    pub.refresh()
+    assert not pub.wants(t) and pub.skipped == 1
+    sub = Subscriber(xpub, ("tick.spot.",), ctx=ctx)
+    until(lambda: pub.wants(t), "the subscription reached the publisher")
+    assert not pub.wants(other)
+    sub2 = Subscriber(xpub, ("",), ctx=ctx)            # everything
+    until(lambda: pub.wants(other), "the catch-all subscription")
+    sub2.close()
+    until(lambda: not pub.wants(other), "the catch-all unsubscription")
+    assert pub.wants(t)                                # the first subscriber is still there
+    for i in range(3):
+        if pub.wants(t):
+            pub.publish(t, {"i": i})
+    got = [sub.recv(2000) for _ in range(3)]
+    assert [e.msg["seq"] for e in got] == [1, 2, 3] and all(e.lost == 0 for e in got)
+    sub.close()
+    until(lambda: not pub.wants(t), "the last unsubscription")
+    pub.close()
