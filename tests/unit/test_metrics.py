@@ -86,6 +86,9 @@ class NullPub:
     def __init__(self):
         self.sent = []
 
+    def wants(self, topic):
+        return True
+
     def publish(self, topic, doc):
         self.sent.append((topic, doc))
 
