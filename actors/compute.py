@@ -61,10 +61,10 @@ def _gap_split(recs: np.ndarray) -> tuple[np.ndarray, int, int]:
 class VenueState:
     """Readers and feature state of one venue's rings."""
 
-    def __init__(self, s: Settings, venue: str, anchor_ns: int | None):
+    def __init__(self, s: Settings, venue: str, anchor_ns: int | None, from_oldest: bool = False):
         self.venue = venue
         mk = lambda kind: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, venue, kind),
-                                     DTYPES[kind])
+                                     DTYPES[kind], from_oldest=from_oldest)
         self.trades_r, self.quotes_r, self.depth_r = mk("trade"), mk("quote"), mk("depth")
         grace = s.bar_late_grace_ms * 1_000_000
         self.bars = {tf: BarBuilder(tf, venue, grace) for tf in TF_SEC}
@@ -173,12 +173,16 @@ class Compute:
         self.s = s
         self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
         self.registry = registry or Registry(s.shm_dir, s.shm_prefix)
+        # the first compute of a system takes the rings from their first record (the feeds may
+        # have written before it came up: a replay's first trades, a live start's first second);
+        # a restarted one goes on from now, its bars up to the crash were published already
+        first_start = "compute" not in self.registry.read_all()
         self.hb = Heartbeat(self.registry, "compute")
         self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, "anchor", size=4096, writer=True)
         anchor = (self.anchor_block.read() or {}).get("anchor_ns")
-        self.venues = {v: VenueState(s, v, anchor) for v in TRADE_VENUES}
+        self.venues = {v: VenueState(s, v, anchor, first_start) for v in TRADE_VENUES}
         mk = lambda venue, kind: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, venue, kind),
-                                            DTYPES[kind])
+                                            DTYPES[kind], from_oldest=first_start)
         self.mark_r, self.liq_r = mk("futures", "mark"), mk("futures", "liquidation")
         self.kline_r = {tf: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "context", f"kline_{tf}"),
                                        KLINE, from_oldest=True) for tf in s.context_tfs}

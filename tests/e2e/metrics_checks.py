@@ -66,6 +66,14 @@ def value(fams: dict, name: str, **labels) -> float:
     return vals[0]
 
 
+def actor_counter(fams: dict, actor: str, counter: str) -> float:
+    """`tdc_actor_counter{actor=…, name=…}` (its `name` label clashes with `value`'s argument)."""
+    vals = [s.value for f in fams.values() for s in f.samples if s.name == "tdc_actor_counter"
+            and s.labels.get("actor") == actor and s.labels.get("name") == counter]
+    assert len(vals) == 1, (actor, counter, vals)
+    return vals[0]
+
+
 def check_metrics_and_openapi(system) -> None:
     # --- histograms from heartbeats: data age per stream, compute's tick duration -------------
     series = [("tdc_feed_data_age_seconds", {"actor": "feed_futures", "stream": "trade"}),
@@ -84,8 +92,14 @@ def check_metrics_and_openapi(system) -> None:
     # every futures trade carries an exchange time: one observation per record written (the
     # heartbeat is one snapshot, so both come from the same moment)
     assert histogram(fams, "tdc_feed_data_age_seconds", actor="feed_futures", stream="trade")[1] == written
-    for actor in ("feed_futures", "feed_spot", "compute"):
-        assert value(fams, "tdc_zmq_published_messages_total", actor=actor) > 0, actor
+    assert value(fams, "tdc_zmq_published_messages_total", actor="compute") > 0
+    # a feed builds no tick message nobody subscribed to (this test follows futures ticks only)
+    assert value(fams, "tdc_zmq_published_messages_total", actor="feed_futures") > 0
+    for actor in ("feed_futures", "feed_spot"):
+        sent = value(fams, "tdc_zmq_published_messages_total", actor=actor)
+        skipped = actor_counter(fams, actor, "publish_skipped")
+        assert sent + skipped > 0, actor
+    assert actor_counter(fams, "feed_spot", "publish_skipped") > 0
     for actor in ("feed_futures", "feed_spot", "feed_poly", "feed_chainlink"):
         assert value(fams, "tdc_feed_parse_errors_total", actor=actor) == 0, actor
     assert value(fams, "tdc_ring_overrun_records_total", actor="compute", ring="futures.trade") == 0
