@@ -28,8 +28,9 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
+    # an empty value (`API_TOKEN=` in a copied .env.example) means "unset": the default applies
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      frozen=True, case_sensitive=False)
+                                      frozen=True, case_sensitive=False, env_ignore_empty=True)
 
     # --- general -------------------------------------------------------------------------
     symbol: str = Field("BTCUSDT", pattern=r"^[A-Z0-9]{2,20}$")

@@ -73,3 +73,11 @@ def test_env_example_lists_every_setting():
     for i, line in enumerate(lines):
         if line and not line.startswith("#"):
             assert lines[i - 1].startswith("# ") and "undocumented" not in lines[i - 1], line
+
+
+def test_a_copy_of_env_example_loads(tmp_path, monkeypatch):
+    """`cp .env.example .env` is a valid configuration: empty values mean the default."""
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.api_token is None and s.polymarket_window_sec == 900 and s.replay_dir is None
