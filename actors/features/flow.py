@@ -16,35 +16,52 @@ from . import seq_sum
 DAY_NS = 86_400 * 1_000_000_000
 
 
-class Cvd:
+class Anchored:
+    """An accumulator since an anchor: the UTC session start by default (rolled forward by a
+    trade of a later day, which clears the sum), or an explicit anchor kept until the next reset.
+    Subclasses define `_clear()` and call `_since_anchor(trades)` first in `update`."""
+
     def __init__(self, anchor_ns: int | None = None):
         self.explicit = anchor_ns is not None
         self.anchor_ns = anchor_ns
-        self.value = 0.0
-        self.from_ns: int | None = None
-        self.trades = 0
-        self.last_trade_id: int | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        raise NotImplementedError
 
     def reset(self, anchor_ns: int) -> None:
         self.explicit = True
         self.anchor_ns = anchor_ns
-        self.value, self.from_ns, self.trades = 0.0, None, 0
+        self._clear()
 
-    def update(self, trades: np.ndarray) -> None:
+    def _since_anchor(self, trades: np.ndarray) -> np.ndarray | None:
+        """The trades at or after the anchor (None if none), after rolling the session anchor."""
         if len(trades) == 0:
-            return
+            return None
         ts = trades["ts_event_ns"]
         if not self.explicit:
             day = int(ts.max()) // DAY_NS * DAY_NS
             if self.anchor_ns is None or day > self.anchor_ns:
-                if self.anchor_ns is not None:
-                    self.value, self.from_ns, self.trades = 0.0, None, 0
                 self.anchor_ns = day
+                self._clear()
         keep = ts >= self.anchor_ns
         if not keep.all():
             trades = trades[keep]
-            if len(trades) == 0:
-                return
+        return trades if len(trades) else None
+
+
+class Cvd(Anchored):
+    def __init__(self, anchor_ns: int | None = None):
+        self.last_trade_id: int | None = None
+        super().__init__(anchor_ns)
+
+    def _clear(self) -> None:
+        self.value, self.from_ns, self.trades = 0.0, None, 0
+
+    def update(self, trades: np.ndarray) -> None:
+        trades = self._since_anchor(trades)
+        if trades is None:
+            return
         self.value = seq_sum(self.value, trades["qty"] * trades["side"])
         if self.from_ns is None:
             self.from_ns = int(trades["ts_event_ns"][0])

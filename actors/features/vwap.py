@@ -25,15 +25,10 @@ import numpy as np
 
 from . import seq_sum
 
-from .flow import DAY_NS
+from .flow import Anchored
 
 
-class AnchoredVwap:
-    def __init__(self, anchor_ns: int | None = None):
-        self.explicit = anchor_ns is not None
-        self.anchor_ns = anchor_ns
-        self._clear()
-
+class AnchoredVwap(Anchored):
     def _clear(self) -> None:
         self.p0: float | None = None
         self.q = self.qd = self.qd2 = 0.0
@@ -43,25 +38,10 @@ class AnchoredVwap:
         self.last_ts_ns: int | None = None
         self.last_recv_ns: int | None = None
 
-    def reset(self, anchor_ns: int) -> None:
-        self.explicit = True
-        self.anchor_ns = anchor_ns
-        self._clear()
-
     def update(self, trades: np.ndarray) -> None:
-        if len(trades) == 0:
+        trades = self._since_anchor(trades)
+        if trades is None:
             return
-        ts = trades["ts_event_ns"]
-        if not self.explicit:
-            day = int(ts.max()) // DAY_NS * DAY_NS
-            if self.anchor_ns is None or day > self.anchor_ns:
-                self.anchor_ns = day
-                self._clear()
-        keep = ts >= self.anchor_ns
-        if not keep.all():
-            trades = trades[keep]
-            if len(trades) == 0:
-                return
         p, q = trades["price"], trades["qty"]
         if self.p0 is None:
             self.p0 = float(p[0])
