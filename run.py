@@ -28,25 +28,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 
-ACTORS = {
-    "bus": "actors.bus",
-    "feed_futures": "actors.feed_futures",
-    "feed_spot": "actors.feed_spot",
-    "context": "actors.context",
-    "feed_poly": "actors.feed_poly",
-    "feed_chainlink": "actors.feed_chainlink",
-    "compute": "actors.compute",
-    "api": "actors.api",
-    "sim": "actors.sim.server",
-    "strategy": "actors.strategy",
-    "recorder": "actors.recorder",
-}
 TOOLS = {
     "bench": "tests.bench.run",
-    "calibrate": "actors.calibrate",
-    "backtest": "actors.backtest",
-    "export": "actors.export",
-    "tui": "actors.tui",
+    "calibrate": "actors.tools.calibrate",
+    "backtest": "actors.tools.backtest",
+    "export": "actors.tools.export",
+    "tui": "actors.tools.tui.app",
 }
 
 
@@ -178,8 +165,9 @@ def main(argv: list[str]) -> int:
         return run_ctl(rest)
     if cmd in TOOLS:
         return importlib.import_module(TOOLS[cmd]).main(rest) or 0
-    if cmd not in ACTORS:
-        sys.stderr.write(f"unknown command {cmd!r}; actors: {', '.join(ACTORS)}; "
+    from ipc.names import ACTOR_BY_NAME
+    if cmd not in ACTOR_BY_NAME:
+        sys.stderr.write(f"unknown command {cmd!r}; actors: {', '.join(ACTOR_BY_NAME)}; "
                          f"tools: ctl, {', '.join(TOOLS)}\n")
         return 2
     s = _settings()
@@ -187,7 +175,7 @@ def main(argv: list[str]) -> int:
     from ipc import clock
     clock.configure_from(s)
     setup_logging(cmd, s.log_level)
-    importlib.import_module(ACTORS[cmd]).main(s)
+    importlib.import_module(ACTOR_BY_NAME[cmd].module).main(s)
     return 0
 
 

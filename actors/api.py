@@ -11,7 +11,7 @@ Invariants:
   body over MAX_BODY_BYTES 413 (checked on Content-Length before routing, and again while
   reading), a chunked body (no Content-Length: falcon would read it as empty) 411, a body that
   is not application/json 415;
-- `GET /openapi.json` describes every route (actors/openapi.py); the tests fuzz the app against it.
+- `GET /openapi.json` describes every route (actors/obs/openapi.py); the tests fuzz the app against it.
 """
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ import orjson
 
 from config.settings import Settings
 from ipc import clock
+from ipc import names
 from ipc.state import Registry, StateBlock
 
 log = logging.getLogger("api")
 
 JSON = falcon.MEDIA_JSON
-BOOK_VENUES = ("futures", "spot")
+BOOK_VENUES = names.BINANCE_VENUES
 
 
 def _dumps(obj) -> str:
@@ -59,7 +60,7 @@ class ShmView:
     def __init__(self, settings: Settings):
         self.s = settings
         self.blocks = {n: StateBlock(settings.shm_dir, settings.shm_prefix, n)
-                       for n in ("features", "bars", "quality", "polymarket", "edge")}
+                       for n in (*names.COMPUTE_BLOCKS, names.POLYMARKET_BLOCK)}
         self.registry = Registry(settings.shm_dir, settings.shm_prefix)
 
     def raw(self, name: str) -> bytes | None:
@@ -292,9 +293,9 @@ def _unexpected(req, resp, ex, params):
 
 
 def create_app(view: ShmView, settings: Settings, prometheus_dir=None) -> falcon.App:
-    """`prometheus_dir`: the multiprocess directory under gunicorn (see actors/metrics.py)."""
-    from .metrics import ApiMetrics
-    from .openapi import build_openapi
+    """`prometheus_dir`: the multiprocess directory under gunicorn (see actors/obs/metrics.py)."""
+    from actors.obs.metrics import ApiMetrics
+    from actors.obs.openapi import build_openapi
     api_metrics = ApiMetrics(view, prometheus_dir)
     app = falcon.App(media_type=JSON, middleware=[api_metrics, BodyLimit()])
     app.set_error_serializer(_serialize_error)
@@ -322,7 +323,7 @@ def wsgi_app() -> falcon.App:
     settings = load_settings()
     clock.configure_from(settings)
     setup_logging("api", settings.log_level)
-    from .gunicorn_conf import PROMETHEUS_ENV, prometheus_dir
+    from actors.obs.gunicorn_conf import PROMETHEUS_ENV, prometheus_dir
     # under our gunicorn config the master has set up the multiprocess directory for the
     # workers' latency histograms; without it (a bare gunicorn) each worker counts alone
     multi = prometheus_dir(settings) if os.environ.get(PROMETHEUS_ENV) else None
@@ -335,6 +336,6 @@ def main(settings: Settings) -> None:
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.http_host}:{settings.http_port}",
             "--workers", str(settings.api_workers), "--worker-class", "sync",
             "--graceful-timeout", "5", "--timeout", "30", "--log-level", "warning",
-            "--worker-tmp-dir", settings.shm_dir, "-c", "python:actors.gunicorn_conf",
+            "--worker-tmp-dir", settings.shm_dir, "-c", "python:actors.obs.gunicorn_conf",
             "actors.api:wsgi_app()"]
     os.execv(sys.executable, args)

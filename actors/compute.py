@@ -23,24 +23,26 @@ import zmq
 
 from config.settings import Settings
 from ipc import clock
-from ipc.bus import STATE_TOPIC, Publisher, bar_topic, edge_topic, features_topic
+from ipc import names
+from ipc.bus import Publisher
+from ipc.names import STATE_TOPIC, bar_topic, edge_topic, features_topic
 from ipc.ring import RingReader
-from ipc.schema import DTYPES, FLAG_GAP, KLINE, ring_name
+from ipc.schema import DTYPES, FLAG_GAP, KLINE
 from ipc.state import Heartbeat, Registry, StateBlock
 
-from .decisions import EdgeEngine
-from .features.bars import TF_SEC, BarBuilder
-from .features.basis import Basis
-from .features.bias import Bias
-from .features.book import top_of_book
-from .features.depth import BookImbalance
-from .features.flow import Cvd
-from .features.impulse import Impulse
-from .features.liquidations import Liquidations
-from .features.rvol import Rvol
-from .features.volatility import Volatility
-from .features.vwap import AnchoredVwap
-from .histogram import TICK_DURATION_BOUNDS_MS, Histogram
+from actors.decide.engine import EdgeEngine
+from actors.features.bars import BarBuilder
+from actors.features.basis import Basis
+from actors.features.bias import Bias
+from actors.features.book import top_of_book
+from actors.features.depth import BookImbalance
+from actors.features.flow import Cvd
+from actors.features.impulse import Impulse
+from actors.features.liquidations import Liquidations
+from actors.features.rvol import Rvol
+from actors.features.volatility import Volatility
+from actors.features.vwap import AnchoredVwap
+from actors.obs.histogram import TICK_DURATION_BOUNDS_MS, Histogram
 
 log = logging.getLogger("compute")
 
@@ -63,13 +65,14 @@ class VenueState:
 
     def __init__(self, s: Settings, venue: str, anchor_ns: int | None, from_oldest: bool = False):
         self.venue = venue
-        mk = lambda kind: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, venue, kind),
+        rings = names.VENUE_RINGS[venue]
+        mk = lambda kind: RingReader(s.shm_dir, rings[kind].name(s.shm_prefix, s.symbol),
                                      DTYPES[kind], from_oldest=from_oldest)
         self.trades_r, self.quotes_r, self.depth_r = mk("trade"), mk("quote"), mk("depth")
         grace = s.bar_late_grace_ms * 1_000_000
-        self.bars = {tf: BarBuilder(tf, venue, grace) for tf in TF_SEC}
-        self.closed = {tf: deque(maxlen=KEEP_CLOSED_BARS) for tf in TF_SEC}
-        self.rvol = {tf: Rvol.from_settings(s, tf, venue) for tf in TF_SEC}
+        self.bars = {tf: BarBuilder(tf, venue, grace) for tf in names.BAR_TFS}
+        self.closed = {tf: deque(maxlen=KEEP_CLOSED_BARS) for tf in names.BAR_TFS}
+        self.rvol = {tf: Rvol.from_settings(s, tf, venue) for tf in names.BAR_TFS}
         self.cvd = Cvd(anchor_ns)
         self.vwap = AnchoredVwap(anchor_ns)
         self.vol = Volatility.from_settings(s)
@@ -178,19 +181,19 @@ class Compute:
         # a restarted one goes on from now, its bars up to the crash were published already
         first_start = "compute" not in self.registry.read_all()
         self.hb = Heartbeat(self.registry, "compute")
-        self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, "anchor", size=4096, writer=True)
+        self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, names.ANCHOR_BLOCK, size=4096, writer=True)
         anchor = (self.anchor_block.read() or {}).get("anchor_ns")
         self.venues = {v: VenueState(s, v, anchor, first_start) for v in TRADE_VENUES}
-        mk = lambda venue, kind: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, venue, kind),
+        mk = lambda venue, kind: RingReader(s.shm_dir, names.venue_ring(venue, kind).name(s.shm_prefix, s.symbol),
                                             DTYPES[kind], from_oldest=first_start)
         self.mark_r, self.liq_r = mk("futures", "mark"), mk("futures", "liquidation")
-        self.kline_r = {tf: RingReader(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "context", f"kline_{tf}"),
+        self.kline_r = {tf: RingReader(s.shm_dir, names.context_kline_ring(tf).name(s.shm_prefix, s.symbol),
                                        KLINE, from_oldest=True) for tf in s.context_tfs}
         self.basis = Basis.from_settings(s)
         self.liqs = Liquidations.from_settings(s, clock.now_ns())
         self.bias = Bias.from_settings(s)
         self.blocks = {name: StateBlock(s.shm_dir, s.shm_prefix, name, writer=True)
-                       for name in ("features", "bars", "quality", "edge")}
+                       for name in names.COMPUTE_BLOCKS}
         self.features_topic = features_topic(s.symbol).encode()
         self.edge_topic = edge_topic(s.symbol).encode()
         self.edge = EdgeEngine(s)
@@ -234,7 +237,7 @@ class Compute:
         self.pub.publish(self.features_topic, feats)
         self.blocks["bars"].write({"symbol": self.s.symbol, "ts_ns": now_ns, "venues": {
             v: {tf: {"current": vs.bars[tf].snapshot(), "closed": list(vs.closed[tf])}
-                for tf in TF_SEC} for v, vs in active.items()}})
+                for tf in names.BAR_TFS} for v, vs in active.items()}})
         self._publish_quality(quality, now_ns)
         edge = self.edge.step(now_ns, feats["venues"].get("futures"), quality["mode"],
                               feats["bias"].get("score"))

@@ -5,7 +5,7 @@ For each tf of CONTEXT_TFS it owns one ring `<prefix>.<SYMBOL>.context.kline_<tf
 capacity max(2048, 2·CONTEXT_BOOTSTRAP_LIMIT)), writes the `context` state block and heartbeat, and
 publishes each kline it appends on `context.<SYMBOL>` as
 `{"tf", "kline": {KLINE fields}, "source": "rest"|"stream"}`. Indicators (TAAPI, or computed
-locally from these rings) are actors/context_indicators.py: the `indicators` state block and
+locally from these rings) are actors/clients/indicator_source.py: the `indicators` state block and
 `{"tf", "indicators": {tf: {...}}}` messages on the same topic.
 
 Invariants:
@@ -23,7 +23,7 @@ Invariants:
   the missing range backfilled by REST (startTime..endTime); an open one is the tf's current kline;
 - a kline the stream has not delivered CONTEXT_STREAM_GRACE_SEC after its close (feed down or
   lagging) is fetched by REST; nothing new there retries with capped backoff;
-- every REST call goes through one client per host (actors/rest_client.py: 429/418 pauses, weight
+- every REST call goes through one client per host (actors/clients/binance_client.py: 429/418 pauses, weight
   throttle, retries); a failing sync is logged, reported in the state block and heartbeat, and
   retried with capped, jittered backoff: never a crash loop;
 - one task per tf is the only writer of that tf's ring; the clock that decides which klines exist
@@ -42,20 +42,22 @@ import numpy as np
 
 from config.settings import Settings
 from ipc import clock
-from ipc.bus import Publisher, context_topic
+from ipc.bus import Publisher
+from ipc.names import context_topic
 from ipc.framering import FrameTap
 from ipc.ring import RingReader, RingWriter
-from ipc.schema import FLAG_GAP, KLINE, ring_name
+from ipc import names
+from ipc.schema import FLAG_GAP, KLINE
 from ipc.state import Heartbeat, Registry, StateBlock
 
-from .context_indicators import IndicatorEngine
-from .rest_client import BinanceRestClient
-from .venues import binance_rest as br
-from .venues.binance_rest import RestError
+from actors.clients.indicator_source import IndicatorEngine
+from actors.clients.binance_client import BinanceRestClient
+from actors.venues.binance import rest as br
+from actors.venues.binance.rest import RestError
 
 log = logging.getLogger("context")
 
-VENUE = "futures"
+VENUE = names.FUTURES          # the klines come from the USD-M futures venue
 STREAM_POLL_SEC = 0.05
 HEARTBEAT_SEC = 0.5
 MIN_RING_CAPACITY = 2048
@@ -69,11 +71,11 @@ def ring_capacity(limit: int) -> int:
 
 
 def context_ring(prefix: str, symbol: str, tf: str) -> str:
-    return ring_name(prefix, symbol, "context", f"kline_{tf}")
+    return names.context_kline_ring(tf).name(prefix, symbol)
 
 
 def stream_ring(prefix: str, symbol: str) -> str:
-    return ring_name(prefix, symbol, VENUE, "kline")
+    return names.venue_ring(VENUE, "kline").name(prefix, symbol)
 
 
 def sync_start(now_ms: int, tf_ms: int, limit: int, next_open_ms: int | None) -> tuple[int, bool]:
@@ -187,12 +189,12 @@ class Context:
         self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
         self.topic = context_topic(s.symbol).encode()
         self.hb = Heartbeat(registry or Registry(s.shm_dir, s.shm_prefix), "context")
-        self.block = StateBlock(s.shm_dir, s.shm_prefix, "context", writer=True)
+        self.block = StateBlock(s.shm_dir, s.shm_prefix, names.CONTEXT_BLOCK, writer=True)
         cap = ring_capacity(self.limit)
         self.tfs: dict[str, TfState] = {}
         for tf in s.context_tfs:
             name = context_ring(s.shm_prefix, s.symbol, tf)
-            st = TfState(tf, br.tf_seconds(tf) * 1000, RingWriter(s.shm_dir, name, KLINE, cap))
+            st = TfState(tf, names.tf_sec(tf) * 1000, RingWriter(s.shm_dir, name, KLINE, cap))
             st.last = _newest_kline(s.shm_dir, name)
             self.tfs[tf] = st
         self.by_tf_sec = {st.tf_ms // 1000: st for st in self.tfs.values()}
@@ -201,7 +203,7 @@ class Context:
         self.stream_read = 0
         self.stream_gap_markers = 0
         self.stream_other_tf = 0
-        # TAAPI polling or local indicators (actors/context_indicators.py)
+        # TAAPI polling or local indicators (actors/clients/indicator_source.py)
         self.indicators = IndicatorEngine(s, self.pub, self.topic, clock_ns)
         self.client: BinanceRestClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

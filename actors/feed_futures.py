@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from config.settings import Settings
 
-from .feed import run_feed
-from .venues import binance_futures
+from actors.feed.shell import run_feed
+from actors.venues.binance import futures as binance_futures
 
 
 def main(settings: Settings) -> None:

@@ -36,18 +36,17 @@ from ipc import clock
 from ipc.bus import Publisher
 from ipc.framering import FrameTap
 from ipc.ring import RingWriter
-from ipc.schema import FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK, POLY_TRADE, ring_name
+from ipc import names
+from ipc.schema import FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK, POLY_TRADE
 from ipc.state import Heartbeat, Registry, StateBlock
 
-from . import wsclient
-from .histogram import DATA_AGE_BOUNDS_MS, Histogram
-from .venues import gamma, polymarket
-from .venues.polybook import OrderBook
+from actors.feed import wsclient
+from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
+from actors.venues.polymarket import gamma, clob as polymarket
+from actors.venues.polymarket.book import OrderBook
 
 log = logging.getLogger("feed_poly")
 
-SYMBOL = "BTCUPDOWN"
-TOKENS = ("UP", "DOWN")
 SILENCE_SEC = 2.5 * polymarket.PING_INTERVAL_SEC
 SNAPSHOT_WAIT_SEC = 10.0
 
@@ -70,12 +69,12 @@ class PolyFeed:
         self.s = s
         self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
         self.hb = Heartbeat(registry or Registry(s.shm_dir, s.shm_prefix), "feed_poly")
-        self.book_ring = RingWriter(s.shm_dir, ring_name(s.shm_prefix, SYMBOL, "poly", "book"), POLY_BOOK,
+        self.book_ring = RingWriter(s.shm_dir, names.POLY_BOOK_RING.name(s.shm_prefix, s.symbol), POLY_BOOK,
                                     s.ring_capacity)
-        self.trade_ring = RingWriter(s.shm_dir, ring_name(s.shm_prefix, SYMBOL, "poly", "trade"), POLY_TRADE,
+        self.trade_ring = RingWriter(s.shm_dir, names.POLY_TRADE_RING.name(s.shm_prefix, s.symbol), POLY_TRADE,
                                      s.ring_capacity)
-        self.state = StateBlock(s.shm_dir, s.shm_prefix, "polymarket", writer=True)
-        self.chainlink = StateBlock(s.shm_dir, s.shm_prefix, "chainlink")
+        self.state = StateBlock(s.shm_dir, s.shm_prefix, names.POLYMARKET_BLOCK, writer=True)
+        self.chainlink = StateBlock(s.shm_dir, s.shm_prefix, names.CHAINLINK_BLOCK)
         self.series = s.polymarket_window              # gamma.SERIES key: names the slug prefix
         self.windows: dict[int, gamma.WindowInfo] = {}        # start_s -> market
         self.lookup_errors: dict[int, str] = {}
@@ -91,7 +90,7 @@ class PolyFeed:
         self._log_once = LogOnce(log)
         self._stop = asyncio.Event()
         self.age = Histogram(DATA_AGE_BOUNDS_MS)
-        self.tap = FrameTap.from_settings(s, SYMBOL, "poly")
+        self.tap = FrameTap.from_settings(s, names.venue_symbol(names.POLY, s.symbol), names.POLY)
         hooks = {"response": [self._tap_response]} if self.tap is not None else {}
         self.http = httpx.AsyncClient(timeout=10.0, event_hooks=hooks)
 
@@ -159,7 +158,7 @@ class PolyFeed:
         self.c["rollovers"] += 1
         for asset in [a for a, b in self.books.items() if b.window.end_s <= start]:
             del self.books[asset]                       # a finished window's books are gone
-        self.pub.publish("tick.poly.market", self.market_doc())
+        self.pub.publish(names.POLY_MARKET_TOPIC, self.market_doc())
         log.info("window %s (%s) is current", info.slug, info.condition_id)
         for asset in (info.up_token, info.down_token):
             b = self.books.get(asset)
@@ -245,7 +244,7 @@ class PolyFeed:
             if self.is_current(b):
                 rec = polymarket.trade_record(m, b.token, b.window.start_ns)
                 self.trade_ring.append(rec)
-                self.pub.publish(f"tick.poly.trade.{TOKENS[b.token]}", dict(zip(POLY_TRADE.names, rec)))
+                self.pub.publish(names.POLY_TRADE_RING.token_topic(b.token), dict(zip(POLY_TRADE.names, rec)))
         elif kind == "tick_size_change":
             b = self.books.get(m.asset_id)
             if b is not None:
@@ -286,7 +285,7 @@ class PolyFeed:
         n_b, n_a = doc["n_bids"], doc["n_asks"]
         for k, n in (("bid_px", n_b), ("bid_sz", n_b), ("ask_px", n_a), ("ask_sz", n_a)):
             doc[k] = doc[k][:n]
-        self.pub.publish(f"tick.poly.book.{TOKENS[b.token]}", doc)
+        self.pub.publish(names.POLY_BOOK_RING.token_topic(b.token), doc)
 
     # --- connection -----------------------------------------------------------------------------
     def wanted_assets(self) -> list[str]:
@@ -409,7 +408,7 @@ class PolyFeed:
     def health(self, now_ns: int) -> dict:
         books = self.book_state(now_ns)
         last = max((b.last_update_ns for b in self.books.values()), default=0)
-        return {"venue": "poly", "connections": {"clob": {
+        return {"venue": names.POLY, "connections": {"clob": {
                     "connected": self.ws is not None, "frames": self.c["frames"],
                     "reconnects": self.c["reconnects"], "silent_streams": []}},
                 "streams": {"book": {"written": self.c["records"], "last_recv_ns": last,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from config.settings import Settings
 
-from .feed import run_feed
-from .venues import binance_spot
+from actors.feed.shell import run_feed
+from actors.venues.binance import spot as binance_spot
 
 
 def main(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""The `recorder` actor: drains every feed's raw-frame ring to compressed files (actors/recording.py).
+"""The `recorder` actor: drains every feed's raw-frame ring to compressed files (ipc/recording.py).
 
 Invariants:
 - lossless and exactly once: a flush appends one gzip member per file, then atomically writes the
@@ -25,7 +25,7 @@ from config.settings import Settings
 from ipc.framering import FrameRingReader
 from ipc.state import Heartbeat, Registry
 
-from . import recording
+from ipc import recording
 
 log = logging.getLogger("recorder")
 POLL_SEC = 0.05

@@ -40,16 +40,18 @@ from pathlib import Path
 import orjson
 
 from config.settings import Settings
-from ipc.bus import Subscriber, edge_topic
+from ipc import names
+from ipc.bus import Subscriber
+from ipc.names import edge_topic
 from ipc.state import Heartbeat, Registry
 
 log = logging.getLogger("strategy")
-SIDES = ("UP", "DOWN")
+SIDES = names.POLY_TOKENS
 OTHER = {"UP": "DOWN", "DOWN": "UP"}
 HEDGE_RATIO = 2.0
 HEDGE_SLACK_SLICES = 2
 HEDGE_BUFFER_BPS = 200.0
-MARKET_TOPIC, CHAINLINK_TOPIC = "tick.poly.market", "tick.chainlink.price.BTCUSD"
+MARKET_TOPIC = names.POLY_MARKET_TOPIC
 SEC = 1_000_000_000
 
 
@@ -173,7 +175,8 @@ def main(settings: Settings) -> None:
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
-    sub = Subscriber(settings.zmq_pub_url, (edge_topic(settings.symbol), MARKET_TOPIC, CHAINLINK_TOPIC))
+    chainlink_topic = names.CHAINLINK_RING.topic(settings.symbol)
+    sub = Subscriber(settings.zmq_pub_url, (edge_topic(settings.symbol), MARKET_TOPIC, chainlink_topic))
     hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "strategy")
     strat = Strategy(settings.slice_usd)
     path = settled_path(settings)
@@ -189,7 +192,7 @@ def main(settings: Settings) -> None:
                     log.warning("%s: %d lost, restarted=%s", ev.topic, ev.lost, ev.restarted)
                 if ev.topic == MARKET_TOPIC:
                     strat.on_market(ev.msg)
-                elif ev.topic == CHAINLINK_TOPIC and not ev.msg.get("gap"):
+                elif ev.topic == chainlink_topic and not ev.msg.get("gap"):
                     for rec in strat.on_chainlink(ev.msg["ts_event_ns"], ev.msg["price"]):
                         log.info("settled", extra=rec)
                         out.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))

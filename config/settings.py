@@ -14,13 +14,10 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ipc.names import ACTOR_BY_NAME, KLINE_TFS, REQUIRED_ACTORS, tf_sec
+
 CsvList = Annotated[tuple[str, ...], NoDecode]
 
-# Length of each Polymarket up/down series, which also names its slug prefix.
-POLY_SERIES_SEC = {"5m": 300, "15m": 900, "1h": 3600}
-# Kline intervals Binance accepts, in seconds.
-KLINE_TF_SEC = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
-                "2h": 7200, "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400}
 
 
 class SettingsError(ValueError):
@@ -142,8 +139,7 @@ class Settings(BaseSettings):
     # a stream with no record for this long makes /health 503 and quality DEGRADED
     health_data_stale_sec: float = Field(5.0, gt=0)
     # actors that must be alive (and, for feeds, fresh) for /health to answer 200
-    health_required: CsvList = ("bus", "feed_futures", "feed_spot", "feed_poly", "feed_chainlink",
-                                "context", "compute")
+    health_required: CsvList = REQUIRED_ACTORS
 
     # --- features ------------------------------------------------------------------------
     bar_late_grace_ms: int = Field(250, ge=0)
@@ -178,7 +174,7 @@ class Settings(BaseSettings):
     sim_spot_trade_ratio: float = Field(0.5, gt=0, le=10)   # spot taker rate / futures taker rate
     sim_rest_ban_sec: float = Field(120.0, gt=0)    # REST IP ban (418) after ignoring a 429
     sim_liquidation_rate: float = Field(0.03, gt=0, le=100)   # liquidations/s on a calm tape
-    # Polymarket (Gamma, CLOB REST + market WS) and RTDS, one port (actors/sim/poly_server.py)
+    # Polymarket (Gamma, CLOB REST + market WS) and RTDS, one port (actors/sim/polymarket/port.py)
     sim_poly_port: int = Field(9102, ge=1024, le=65000)
     sim_poly_update_rate: float = Field(6.0, gt=0, le=1000)   # book changes/s per live window
     sim_poly_trade_rate: float = Field(0.3, gt=0, le=100)     # trades/s per live window
@@ -188,7 +184,7 @@ class Settings(BaseSettings):
     sim_poly_market_resolved: bool = False          # send market_resolved (the venue was seen not to)
     sim_poly_idle_sec: float = Field(60.0, gt=0)    # CLOB WS: close a client silent this long
     sim_rtds_idle_sec: float = Field(10.0, gt=0)    # RTDS: close a client silent this long
-    # TAAPI bulk endpoint (actors/sim/taapi.py): the plan rate it enforces (0: TAAPI_RATE_PER_SEC)
+    # TAAPI bulk endpoint (actors/sim/taapi_bulk.py): the plan rate it enforces (0: TAAPI_RATE_PER_SEC)
     # and how long a key stays blocked after a 429
     sim_taapi_rate_per_sec: float = Field(0.0, ge=0)
     sim_taapi_block_sec: float = Field(10.0, gt=0)
@@ -203,18 +199,17 @@ class Settings(BaseSettings):
     @field_validator("context_tfs", "taapi_tfs")
     @classmethod
     def _known_tfs(cls, v):
-        bad = [tf for tf in v if tf not in KLINE_TF_SEC]
+        bad = [tf for tf in v if tf not in KLINE_TFS]
         if bad:
-            raise ValueError(f"unknown timeframe(s) {bad}; known: {sorted(KLINE_TF_SEC)}")
+            raise ValueError(f"unknown timeframe(s) {bad}; known: {list(KLINE_TFS)}")
         return v
 
     @field_validator("health_required")
     @classmethod
     def _known_actors(cls, v):
-        from ipc.state import ACTORS
-        bad = [a for a in v if a not in ACTORS]
+        bad = [a for a in v if a not in ACTOR_BY_NAME]
         if bad:
-            raise ValueError(f"unknown actor(s) {bad}; known: {list(ACTORS)}")
+            raise ValueError(f"unknown actor(s) {bad}; known: {list(ACTOR_BY_NAME)}")
         return v
 
     @field_validator("topn")
@@ -254,7 +249,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _window(self):
         if self.polymarket_window_sec is None:
-            object.__setattr__(self, "polymarket_window_sec", POLY_SERIES_SEC[self.polymarket_window])
+            object.__setattr__(self, "polymarket_window_sec", tf_sec(self.polymarket_window))
         return self
 
     # --- derived -------------------------------------------------------------------------

@@ -25,30 +25,6 @@ _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _NOBLOCK = int(zmq.NOBLOCK)
 
 
-# --- topic names (DESIGN.md "ZeroMQ") ----------------------------------------------------------
-def tick_topic(venue: str, kind: str, symbol: str) -> str:
-    return f"tick.{venue}.{kind}.{symbol}"
-
-
-def bar_topic(tf: str, venue: str, symbol: str) -> str:
-    return f"bar.{tf}.{venue}.{symbol}"
-
-
-def features_topic(symbol: str) -> str:
-    return f"features.{symbol}"
-
-
-def edge_topic(symbol: str) -> str:
-    return f"edge.{symbol}"
-
-
-def context_topic(symbol: str) -> str:
-    return f"context.{symbol}"
-
-
-STATE_TOPIC = "state"
-
-
 def new_boot_id() -> int:
     """Unique per publisher start: start time in ns mixed with the pid."""
     return (time.time_ns() << 8 ^ os.getpid()) & ((1 << 63) - 1)

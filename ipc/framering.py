@@ -34,7 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import shm
+from ipc import shm
+from ipc.names import frame_ring_name
 
 MAGIC = b"TDCFRAM1"
 HEADER_BYTES = 4096
@@ -44,10 +45,6 @@ _REC = struct.Struct("<IIQQHHII")
 REC_HEADER = _REC.size                  # 36
 _PAD = struct.Struct("<II")
 FLAG_PAD = 1
-
-
-def frame_ring_name(prefix: str, symbol: str, venue: str) -> str:
-    return f"{prefix}.{symbol}.{venue}.frames"
 
 
 class Frame(NamedTuple):

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import clock, shm
-from .schema import FLAG_GAP, SCHEMA_VERSION
+from ipc import clock, shm
+from ipc.schema import FLAG_GAP, SCHEMA_VERSION
 
 MAGIC = b"TDCRING1"
 HEADER_BYTES = 4096

@@ -86,16 +86,3 @@ DTYPES: dict[str, np.dtype] = {
     "depth": DEPTH, "kline": KLINE,
     "poly_book": POLY_BOOK, "poly_trade": POLY_TRADE, "chainlink": CHAINLINK,
 }
-
-
-def gap_record(dtype: np.dtype, ts_recv_ns: int) -> np.ndarray:
-    """A zeroed record of `dtype` flagged as a gap marker."""
-    rec = np.zeros((), dtype=dtype)
-    rec["ts_recv_ns"] = ts_recv_ns
-    rec["flags"] = FLAG_GAP
-    return rec
-
-
-def ring_name(prefix: str, symbol: str, venue: str, stream: str) -> str:
-    """`<prefix>.<symbol>.<venue>.<stream>`, the segment name of DESIGN.md."""
-    return f"{prefix}.{symbol}.{venue}.{stream}"

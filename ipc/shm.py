@@ -86,11 +86,6 @@ def inode(path: Path) -> int | None:
         return None
 
 
-def list_prefix(shm_dir: str, prefix: str) -> list[Path]:
-    d = Path(shm_dir)
-    return sorted(p for p in d.glob(f"{prefix}.*") if p.is_file())
-
-
 def unlink_prefix(shm_dir: str, prefix: str) -> int:
     """Remove every segment of this prefix (a full stop); returns how many."""
     n = 0

@@ -8,7 +8,7 @@ Invariants:
 - ordering relies on x86 TSO (stores and loads each stay in program order), as in ring.py;
 - a writer that attaches to a region left odd by a dead predecessor makes it even before writing.
 
-The registry is one segment of fixed slots, one per actor name (ACTORS order), each a seqlock
+The registry is one segment of fixed slots, one per name of ipc.names.HEARTBEAT_NAMES (in that order), each a seqlock
 region holding `{"actor","pid","start_ns","alive_ns","counters":{...}}`.
 """
 from __future__ import annotations
@@ -19,16 +19,14 @@ import time
 import numpy as np
 import orjson
 
-from . import shm
+from ipc import shm
+from ipc.names import HEARTBEAT_NAMES
 
 MAGIC_BLOCK = b"TDCSTAT1"
 MAGIC_REGISTRY = b"TDCREGI1"
 _HDR = 64            # segment header: magic, then padding to a cache line
 _REGION_HDR = 16     # seq u64, length u64
 
-# Every actor that may heartbeat; the order fixes its registry slot.
-ACTORS = ("bus", "feed_futures", "feed_spot", "feed_poly", "feed_chainlink", "context", "compute",
-          "api", "recorder", "sim", "strategy", "tui", "bench", "test")
 # A feed's heartbeat (counters, connections, streams with their data-age histograms) is ~3 KB;
 # a slot too small would make beat() raise, so keep ample room.
 REGISTRY_SLOT_BYTES = 16384
@@ -142,15 +140,15 @@ class Registry:
 
     def __init__(self, shm_dir: str, prefix: str):
         self.path = shm.segment_path(shm_dir, f"{prefix}.registry")
-        size = _HDR + REGISTRY_SLOT_BYTES * len(ACTORS)
+        size = _HDR + REGISTRY_SLOT_BYTES * len(HEARTBEAT_NAMES)
         mm, _ = shm.create_or_open(self.path, size, _init_magic(MAGIC_REGISTRY),
                                    lambda m: m[0:8] == MAGIC_REGISTRY)
         self._slots = {a: SeqlockRegion(mm, _HDR + i * REGISTRY_SLOT_BYTES, REGISTRY_SLOT_BYTES)
-                       for i, a in enumerate(ACTORS)}
+                       for i, a in enumerate(HEARTBEAT_NAMES)}
 
     def slot(self, actor: str) -> SeqlockRegion:
         if actor not in self._slots:
-            raise KeyError(f"unknown actor {actor!r}; known: {ACTORS}")
+            raise KeyError(f"unknown actor {actor!r}; known: {HEARTBEAT_NAMES}")
         return self._slots[actor]
 
     def read(self, actor: str) -> dict | None:
@@ -159,7 +157,7 @@ class Registry:
 
     def read_all(self) -> dict[str, dict]:
         out = {}
-        for a in ACTORS:
+        for a in HEARTBEAT_NAMES:
             doc = self.read(a)
             if doc is not None:
                 out[a] = doc

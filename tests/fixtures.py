@@ -20,7 +20,7 @@ def need(path: Path) -> Path:
 
 def load_hftbacktest(path: Path, kind: str) -> np.ndarray:
     """Parse a `<recv_ns> <frame>` capture into records of `kind` with the project's parser."""
-    from actors.venues.binance import parse_frame
+    from actors.venues.binance.parse import parse_frame
     from ipc.schema import DTYPES
     recs = []
     for line in need(path).read_bytes().splitlines():

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import seq_sum
+from actors.features import seq_sum
+from ipc.names import tf_sec
 
 MAX_EMPTY_FILL = 1000   # after a long outage, do not emit more empty bars than this at once
 
-TF_SEC = {"5s": 5, "15s": 15, "1m": 60}
 
 
 class BarBuilder:
     def __init__(self, tf: str, venue: str, grace_ns: int = 0):
         self.tf, self.venue = tf, venue
-        self.tf_ns = TF_SEC[tf] * 1_000_000_000
+        self.tf_ns = tf_sec(tf) * 1_000_000_000
         self.grace_ns = grace_ns
         self.bucket: int | None = None   # open bucket index (start = bucket·tf_ns)
         self.late = 0

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .book import top_of_book
+from actors.features.book import top_of_book
 
 MS = 1_000_000
 

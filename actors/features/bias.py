@@ -26,15 +26,7 @@ import math
 
 import numpy as np
 
-_UNIT_SEC = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def tf_seconds(tf: str) -> int:
-    """'15m' → 900. Raises ValueError on anything else than <int><s|m|h|d|w>."""
-    if len(tf) < 2 or tf[-1] not in _UNIT_SEC or not tf[:-1].isdigit() or int(tf[:-1]) <= 0:
-        raise ValueError(f"bad timeframe {tf!r}")
-    return int(tf[:-1]) * _UNIT_SEC[tf[-1]]
-
+from ipc.names import tf_sec
 
 def parse_weights(text: str) -> dict[str, float]:
     """'1m:1,5m:2' → {'1m': 1.0, '5m': 2.0}; raises ValueError on a bad entry."""
@@ -45,7 +37,7 @@ def parse_weights(text: str) -> dict[str, float]:
             continue
         tf, sep, w = item.partition(":")
         tf = tf.strip()
-        tf_seconds(tf)
+        tf_sec(tf)
         if not sep:
             raise ValueError(f"bias weight {item!r} is not tf:weight")
         v = float(w)
@@ -62,7 +54,7 @@ class TfDirection:
 
     def __init__(self, tf: str, n: int, k: float):
         self.tf, self.n, self.k = tf, n, k
-        self.tf_ns = tf_seconds(tf) * 1_000_000_000
+        self.tf_ns = tf_sec(tf) * 1_000_000_000
         self.alpha = 2.0 / (n + 1)
         self.restarts = 0
         self.dups = 0

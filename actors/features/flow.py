@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import seq_sum
+from actors.features import seq_sum
 
 DAY_NS = 86_400 * 1_000_000_000
 

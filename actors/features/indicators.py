@@ -28,25 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ipc.names import INDICATOR_FIELDS as FIELDS, INDICATOR_PARAMS as PARAMS, INDICATORS
+
 __all__ = ["ema", "sma", "rsi", "macd", "atr", "bbands", "true_range", "bundle", "bundle_klines",
            "PARAMS", "FIELDS", "INDICATORS", "WINDOW", "min_klines"]
 
-# TAAPI's parameter names, sent as they are in a bulk request (actors/venues/taapi.py)
-PARAMS: dict[str, dict[str, float]] = {
-    "rsi": {"period": 14},
-    "macd": {"optInFastPeriod": 12, "optInSlowPeriod": 26, "optInSignalPeriod": 9},
-    "ema": {"period": 20},
-    "atr": {"period": 14},
-    "bbands": {"period": 20, "stddev": 2},
-}
-FIELDS: dict[str, tuple[str, ...]] = {
-    "rsi": ("value",),
-    "macd": ("valueMACD", "valueMACDSignal", "valueMACDHist"),
-    "ema": ("value",),
-    "atr": ("value",),
-    "bbands": ("valueUpperBand", "valueMiddleBand", "valueLowerBand"),
-}
-INDICATORS = tuple(PARAMS)
 # klines an indicator bundle is computed over (the newest ones)
 WINDOW = 300
 

@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from . import seq_sum
+from actors.features import seq_sum
 
-from .flow import Anchored
+from actors.features.flow import Anchored
 
 
 class AnchoredVwap(Anchored):

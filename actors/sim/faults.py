@@ -16,7 +16,7 @@ Kinds (a fault applies to the venue of the port it is posted to):
 - {"kind":"malformed","count":N[,"stream":NAME]}: the next N data frames (of NAME, or of any
   stream that has a receiver) are replaced by corrupted ones, in a fixed cycle: truncated JSON,
   non-JSON text, a wrong type (a number field becomes "abc"), a missing required field. The data
-  they replaced is lost. Every variant fails actors.venues.binance.parse_frame with FrameError.
+  they replaced is lost. Every variant fails actors.venues.binance.parse.parse_frame with FrameError.
 - {"kind":"gap","count":N}: the venue's next aggTrade id (and trade id) jump by N (the next frame's
   `a` is the previous one's + N + 1), and the next frame of every futures depth stream has a `pu`
   that is not the previous frame's `u` (once).

@@ -27,7 +27,7 @@ Prices and quantities in events are integers in the instrument's units (price un
 10**-price_precision, quantity units of 10**-qty_precision), so the protocol encoders can format
 them exactly.
 
-Followers: one other generator (the spot market, actors/sim/spot.py) may follow this one's latent
+Followers: one other generator (the spot market, actors/sim/binance/spot_market.py) may follow this one's latent
 path. It is driven from `_generate_until`: before each of this market's events at time t it is
 generated up to t (so it sees the latent price as of this market's last event <= its own time,
 whatever the call pattern), and up to `now_ns` at the end. It draws from its own Generator, so

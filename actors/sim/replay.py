@@ -35,7 +35,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
-from actors import recording
+from ipc import recording
 from ipc import clock
 
 log = logging.getLogger("sim")

@@ -8,7 +8,7 @@ faults.py; per-venue wiring venue.py; fan-out hub.py.
 Ports: futures on `settings.sim_port` (routes `/public/...`, `/market/...`, REST `/fapi/v1/...`),
 spot on `settings.sim_spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`),
 Polymarket on `settings.sim_poly_port` (Gamma `/gamma/...`, CLOB `/clob/...`, `/ws/market`, RTDS
-`/rtds`: actors/sim/poly_server.py, driven by the futures market). Each port also answers the
+`/rtds`: actors/sim/polymarket/port.py, driven by the futures market). Each port also answers the
 sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py; poly_server.py for Polymarket).
 
 Scheduling: one task runs both venues. It wakes at the next market event's emit time
@@ -44,14 +44,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
-from actors.sim import binance
-from actors.sim import klines as kl
-from actors.sim import spot as sp
-from actors.sim import taapi as sim_taapi
+from actors.sim.binance import codec as binance
+from actors.sim.binance import kline_bars as kl
+from actors.sim.binance import spot_market as sp
+from actors.sim import taapi_bulk as sim_taapi
 from actors.sim.faults import FaultError, parse_fault
-from actors.sim.hub import OnSent
+from actors.sim.binance.hub import OnSent
 from actors.sim.market import Market
-from actors.sim.venue import Venue
+from actors.sim.binance.venue import Venue
 
 log = logging.getLogger("sim")
 
@@ -187,7 +187,7 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
     port / spot_port / poly_port: override `settings.sim_port` / `settings.sim_spot_port` /
     `settings.sim_poly_port` (0: the OS picks; poly_port follows port=0 when not given).
     ready / spot_ready / poly_ready: futures set to the bound futures / spot / Polymarket port.
-    The Polymarket + RTDS port (actors/sim/poly_server.py) is driven by the futures market.
+    The Polymarket + RTDS port (actors/sim/polymarket/port.py) is driven by the futures market.
     on_sent(stream, key, ts_ns): called right after each futures frame is handed to the
     transports (key: aggTrade `a`, bookTicker and depth `u`, otherwise `E`; ts_ns:
     time.time_ns()). market: a futures Market to run instead of `Market.from_settings(settings,
@@ -284,7 +284,7 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                         compression=None, ping_interval=pi, ping_timeout=pt, server_header=None,
                         logger=logging.getLogger("sim.ws"))
 
-    from actors.sim import poly_server   # imports this module: not at the top
+    from actors.sim.polymarket import port as poly_server  # imports this module: not at the top
 
     fport = settings.sim_port if port is None else port
     sport = settings.sim_spot_port if spot_port is None else spot_port
@@ -333,22 +333,3 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
             await ssrv.wait_closed()
     log.info("sim: stopped (futures %d, spot %d frames sent; %d slow consumers dropped)",
              fut.hub.frames_sent, spv.hub.frames_sent, fut.hub.dropped_slow + spv.hub.dropped_slow)
-
-
-def main(settings) -> None:
-    """Run the sim under uvloop until SIGTERM/SIGINT, then close connections gracefully."""
-    if settings.replay_dir:                 # serve a recording instead of generating a market
-        from actors.sim import replay
-        return replay.main(settings)
-    import uvloop
-
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop=stop, heartbeat=hb.beat)
-
-    from ipc.state import Heartbeat, Registry
-    hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "sim")
-    uvloop.run(_run())

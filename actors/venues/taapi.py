@@ -16,7 +16,7 @@ Venue facts (taapi.io documentation: "[POST] REST – Bulk", "Rate limits", "Err
 - A bad secret is a 401/403 with `{"error": ...}`.
 
 Invariants:
-- `bulk_body` asks for every indicator of actors/features/indicators.PARAMS, with those exact
+- `bulk_body` asks for every indicator of ipc.names.INDICATOR_PARAMS, with those exact
   parameters, `backtrack` and `addResultTimestamp`; each indicator's `id` is its name, so
   `parse_bulk` maps answers back by id, never by position;
 - `parse_bulk` returns the same shape as `indicators.bundle` (values, errors) plus the candle
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from actors.features.indicators import FIELDS, INDICATORS, PARAMS
+from ipc.names import INDICATOR_FIELDS as FIELDS, INDICATOR_PARAMS as PARAMS, INDICATORS
 
-from .http import header
+from actors.venues.http import header
 
 __all__ = ["Bulk", "Pacer", "bulk_body", "parse_bulk", "taapi_symbol", "block_sec",
            "error_message", "backoff_sec", "MAX_CALCULATIONS"]

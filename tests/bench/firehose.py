@@ -20,9 +20,9 @@ GENERATED = 20_000
 
 
 def make_frames(n: int, venue: str = "futures") -> list[bytes]:
-    from actors.sim.binance import FuturesCodec, combined
+    from actors.sim.binance.codec import FuturesCodec, combined
     from actors.sim.market import AggTrade, Market
-    from actors.sim.spot import SpotCodec
+    from actors.sim.binance.spot_market import SpotCodec
     m = Market(seed=7, trade_rate=5000, start_price=65000.0, start_ns=time.time_ns())
     codec = (FuturesCodec if venue == "futures" else SpotCodec)(m.instrument)
     events: list[AggTrade] = []

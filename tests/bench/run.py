@@ -144,7 +144,8 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
     orjson loop on the same frames from the same firehose, one after the other."""
     from config.settings import load_settings
     from ipc.ring import RingReader
-    from ipc.schema import TRADE, ring_name
+    from ipc import names
+    from ipc.schema import TRADE
     from ipc.shm import unlink_prefix
     actor, ws_var, bare_path, topic = INGEST_VENUES[venue]
     prefix = "bench" + uuid.uuid4().hex[:6]
@@ -190,7 +191,7 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
         while got < n and time.monotonic() < deadline:
             if ring is None:
                 try:
-                    ring = RingReader(s.shm_dir, ring_name(prefix, s.symbol, venue, "trade"), TRADE)
+                    ring = RingReader(s.shm_dir, names.venue_ring(venue, "trade").name(prefix, s.symbol), TRADE)
                 except (FileNotFoundError, ValueError):
                     time.sleep(0.05)
                     continue

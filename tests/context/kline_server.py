@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from actors.venues.binance_rest import KLINES_PATH, LIMIT_CAP, klines_weight, tf_seconds
+from actors.venues.binance.rest import KLINES_PATH, LIMIT_CAP, klines_weight
+from ipc.names import tf_sec as tf_seconds
 
 ERROR_BODIES = {
     429: {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 2400 requests "

@@ -24,7 +24,7 @@ import pytest
 import zmq
 
 from actors.context import Context, context_ring, stream_ring
-from actors.venues import binance_rest as br
+from actors.venues.binance import rest as br
 from config.settings import load_settings
 from ipc.ring import RingReader, RingWriter
 from ipc.schema import FLAG_GAP, KLINE

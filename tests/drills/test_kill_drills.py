@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from actors import recording
+from ipc import recording
 from tests.e2e.harness import wait_for
 
 from .tools import (BusTap, RingFollower, actor, children, healthy, pid_alive, ring_counters,

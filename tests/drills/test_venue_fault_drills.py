@@ -51,8 +51,9 @@ class Drill:
 
     def reader(self, venue: str, kind: str):
         from ipc.ring import RingReader
-        from ipc.schema import DTYPES, ring_name
-        return RingReader(self.s.shm_dir, ring_name(self.s.shm_prefix, SYMBOL, venue, kind), DTYPES[kind],
+        from ipc import names
+        from ipc.schema import DTYPES
+        return RingReader(self.s.shm_dir, names.venue_ring(venue, kind).name(self.s.shm_prefix, SYMBOL), DTYPES[kind],
                           from_oldest=True)
 
     def settled(self, reader, actor_: str = "feed_futures") -> dict:
@@ -243,7 +244,7 @@ def _post(body: bytes, ctype: bytes = b"application/json", extra: bytes = b"") -
 
 
 # name -> (raw request, expected status; None: gunicorn refuses it before the app, answering a 4xx
-# of its own (JSON, through actors.gunicorn_conf.json_error) and closing, or closing without an answer)
+# of its own (JSON, through actors.obs.gunicorn_conf.json_error) and closing, or closing without an answer)
 BAD_REQUESTS = {
     "garbage request line": (b"GARBAGE\r\n\r\n", None),
     "binary junk": (bytes(range(256)) + b"\r\n\r\n", None),

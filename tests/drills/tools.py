@@ -18,7 +18,8 @@ import orjson
 
 from ipc.bus import Subscriber
 from ipc.ring import RingReader
-from ipc.schema import DTYPES, FLAG_GAP, ring_name
+from ipc import names
+from ipc.schema import DTYPES, FLAG_GAP
 from tests.e2e.harness import System, wait_for
 
 SYMBOL = "BTCUSDT"
@@ -207,7 +208,7 @@ class RingFollower:
 
     def __init__(self, system: System, rings: tuple[tuple[str, str], ...], period: float = 0.02):
         s = system.settings()
-        self.readers = {f"{v}.{k}": RingReader(s.shm_dir, ring_name(s.shm_prefix, SYMBOL, v, k), DTYPES[k])
+        self.readers = {f"{v}.{k}": RingReader(s.shm_dir, names.venue_ring(v, k).name(s.shm_prefix, SYMBOL), DTYPES[k])
                         for v, k in rings}
         self.kinds = {f"{v}.{k}": k for v, k in rings}
         self.period = period

@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 
-from actors import recording
+from ipc import recording
 from ipc.bus import Subscriber
 
 from .harness import System, wait_for

@@ -17,7 +17,8 @@ import pytest
 
 from ipc.bus import Subscriber
 from ipc.ring import RingReader
-from ipc.schema import FLAG_GAP, TRADE, ring_name
+from ipc import names
+from ipc.schema import FLAG_GAP, TRADE
 
 from .harness import wait_for
 from .metrics_checks import check_metrics_and_openapi, plant_stale_latency
@@ -161,7 +162,7 @@ def test_system_end_to_end(system):
 
     # --- kill -9 the feed ------------------------------------------------------------------
     s = system.settings()
-    ring = RingReader(s.shm_dir, ring_name(s.shm_prefix, SYMBOL, "futures", "trade"), TRADE)
+    ring = RingReader(s.shm_dir, names.FUTURES_RINGS["trade"].name(s.shm_prefix, SYMBOL), TRADE)
     code, h = system.health()
     old_pid = h["actors"]["feed_futures"]["pid"]
     ticks_before = h["actors"]["compute"]["counters"]["ticks"]

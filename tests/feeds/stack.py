@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ipc.ring import RingReader
-from ipc.schema import DTYPES, FLAG_GAP, ring_name
+from ipc import names
+from ipc.schema import DTYPES, FLAG_GAP
 from ipc.shm import unlink_prefix
 from ipc.state import Registry
 from tests.e2e.harness import ROOT, free_port, wait_for
@@ -76,7 +77,7 @@ class Stack:
         return self.feed(actor).get("connections", {}).get(name, {})
 
     def reader(self, venue: str, kind: str, from_oldest: bool = False) -> RingReader:
-        return RingReader("/dev/shm", ring_name(self.env["SHM_PREFIX"], "BTCUSDT", venue, kind),
+        return RingReader("/dev/shm", names.venue_ring(venue, kind).name(self.env["SHM_PREFIX"], "BTCUSDT"),
                           DTYPES[kind], from_oldest=from_oldest)
 
     def settled(self, actor: str, kind: str, reader: RingReader) -> dict:

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from actors.feed import ConnPlan, Feed
-from actors.venues import binance, binance_futures
+from actors.feed.shell import ConnPlan, Feed
+from actors.venues.binance import parse as binance, futures as binance_futures
 from config.settings import load_settings
 from ipc.bus import Publisher
 from ipc.shm import unlink_prefix

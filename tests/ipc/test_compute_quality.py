@@ -11,7 +11,8 @@ from actors.compute import Compute
 from config.settings import load_settings
 from ipc.bus import Publisher
 from ipc.ring import RingWriter
-from ipc.schema import QUOTE, TRADE, ring_name
+from ipc import names
+from ipc.schema import QUOTE, TRADE
 from ipc.shm import unlink_prefix
 from tests.e2e.harness import free_port
 
@@ -20,7 +21,7 @@ from tests.e2e.harness import free_port
 def compute(segs, tmp_path):
     s = load_settings(decision_log_dir=str(tmp_path / "decisions"),shm_prefix=segs.prefix.replace("tdctest-", "q"), zmq_control_url=f"tcp://127.0.0.1:{free_port()}",
                       zmq_xsub_url="tcp://127.0.0.1:1", health_data_stale_sec=2.0, quality_max_skew_ms=1000)
-    rings = {k: RingWriter(s.shm_dir, ring_name(s.shm_prefix, s.symbol, "futures", k), dt, 1024)
+    rings = {k: RingWriter(s.shm_dir, names.FUTURES_RINGS[k].name(s.shm_prefix, s.symbol), dt, 1024)
              for k, dt in (("trade", TRADE), ("quote", QUOTE))}
     c = Compute(s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     yield c, rings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from actors import recording
+from ipc import recording
 from actors.recorder import VenueRecorder
 from config.settings import Settings
 from ipc.framering import FrameTap

@@ -6,7 +6,8 @@ import time
 import orjson
 import pytest
 
-from ipc.state import ACTORS, Heartbeat, Registry, SeqlockRegion, StateBlock
+from ipc.names import HEARTBEAT_NAMES as ACTORS
+from ipc.state import Heartbeat, Registry, SeqlockRegion, StateBlock
 
 from . import state_procs
 

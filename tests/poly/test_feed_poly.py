@@ -10,7 +10,8 @@ import pytest
 from actors.sim.faults import inject, stats
 from ipc.bus import Subscriber
 from ipc.ring import RingReader
-from ipc.schema import CHAINLINK, FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK, ring_name
+from ipc import names
+from ipc.schema import CHAINLINK, FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK
 from ipc.state import StateBlock
 from tests.e2e.harness import wait_for
 from tests.feeds.stack import Stack
@@ -55,7 +56,7 @@ def fresh_window(st, need_sec: float) -> dict:
 
 
 def book_reader(st):
-    return RingReader("/dev/shm", ring_name(st.env["SHM_PREFIX"], "BTCUPDOWN", "poly", "book"), POLY_BOOK,
+    return RingReader("/dev/shm", names.POLY_BOOK_RING.name(st.env["SHM_PREFIX"], "BTCUSDT"), POLY_BOOK,
                       from_oldest=True)
 
 
@@ -152,7 +153,7 @@ def test_price_to_beat_is_the_chainlink_price_at_the_window_start(stack):
     assert w["price_to_beat"] == pytest.approx(cl["price"], abs=1e-6)
     sim = stats(stack.poly_url)
     print(sim.keys())
-    ring = RingReader("/dev/shm", ring_name(stack.env["SHM_PREFIX"], "BTCUSD", "chainlink", "price"), CHAINLINK,
+    ring = RingReader("/dev/shm", names.CHAINLINK_RING.name(stack.env["SHM_PREFIX"], "BTCUSDT"), CHAINLINK,
                       from_oldest=True).read()
     at = ring[ring["ts_event_ns"] == w["window_start_ns"]]
     assert len(at) == 1 and at["price"][0] == cl["price"]

@@ -1,11 +1,11 @@
-"""The example strategy (actors/strategy.py) and the calibration command (actors/calibrate.py):
+"""The example strategy (actors/strategy.py) and the calibration command (actors/tools/calibrate.py):
 settlement, PnL, the rule, reliability/Brier, and the strategy process against the real stack."""
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from actors import calibrate
+from actors.tools import calibrate
 from actors.strategy import Strategy, settlement_price, window_pnl
 from tests.e2e.harness import wait_for
 from tests.feeds.stack import Stack

@@ -141,7 +141,7 @@ def test_frames_are_exactly_the_live_format_and_sequences_hold():
 
 
 def test_sim_frames_parse_with_the_project_parser():
-    parser = pytest.importorskip("actors.venues.binance")
+    parser = pytest.importorskip("actors.venues.binance.parse")
 
     async def main():
         async with sim(rate=400) as port:

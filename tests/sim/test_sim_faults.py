@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from actors.sim.faults import ainject, astats
-from actors.venues.binance import FrameError, parse_frame
+from actors.venues.binance.parse import FrameError, parse_frame
 from tests.sim.helpers import connect, running_sim
 
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import httpx
 
-from actors.sim.mark import next_funding_ms
+from actors.sim.binance.mark import next_funding_ms
 from actors.sim.market import Market
-from actors.venues.binance import parse_frame
+from actors.venues.binance.parse import parse_frame
 from ipc.schema import FLAG_SNAPSHOT
 from tests.sim.helpers import connect, keys, pairs, recv, recv_json, running_sim
 

@@ -11,7 +11,7 @@ import time
 import orjson
 import pytest
 
-from actors.sim import poly_market as pm
+from actors.sim.polymarket import books as pm
 from actors.sim.market import MarketParams
 from tests.fixtures import POLYMARKET, need
 from tests.sim.helpers import connect
@@ -426,7 +426,7 @@ def test_best_bid_ask_only_with_the_custom_feature():
 
 
 def test_hourly_and_15m_schedules_use_the_consumer_slugs():
-    from actors.sim.poly_gamma import Schedule
+    from actors.sim.polymarket.schedule import Schedule
     now = 1_787_414_523.0
     s15 = Schedule("15m", 900)
     w = s15.window(s15.start_of(now))

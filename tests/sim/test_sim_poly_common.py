@@ -16,19 +16,19 @@ from config.settings import Settings
 from tests.sim.helpers import connect
 
 try:
-    from actors.venues import polymarket as pmv
+    from actors.venues.polymarket import clob as pmv
 except ImportError:          # the consumer's parsers are optional for these tests
     pmv = None
 try:
-    from actors.venues import rtds as rtv
+    from actors.venues.polymarket import rtds as rtv
 except ImportError:
     rtv = None
 try:
-    from actors.venues import gamma as gmv
+    from actors.venues.polymarket import gamma as gmv
 except ImportError:
     gmv = None
 try:
-    from actors.venues.polybook import OrderBook
+    from actors.venues.polymarket.book import OrderBook
 except ImportError:
     OrderBook = None
 
@@ -146,7 +146,7 @@ class Reader:
 
 
 class DictBook:
-    """A minimal book (used when actors.venues.polybook is absent)."""
+    """A minimal book (used when actors.venues.polymarket.book is absent)."""
 
     def __init__(self):
         self.bids: dict[float, float] = {}

@@ -142,7 +142,7 @@ def test_silent_book_then_resync_matches_rest():
 
 def test_malformed_frames_fail_the_consumer_parsers_then_good_ones_follow():
     if pmv is None or rtv is None:
-        pytest.skip("actors.venues.polymarket / rtds not present")
+        pytest.skip("actors.venues.polymarket.clob / rtds not present")
 
     async def main():
         async with poly_sim(window_sec=30, lead=25, **FAST) as sim:

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from actors.sim import rtds as srt
+from actors.sim.polymarket import oracle as srt
 from tests.fixtures import POLYMARKET, need
 from tests.sim.helpers import connect
 from tests.sim.test_sim_poly_common import Reader, poly_sim, rtv

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import httpx
 
-from actors.sim.klines import TF_MS
-from actors.venues.binance import parse_frame
+from actors.sim.binance.kline_bars import TF_MS
+from actors.venues.binance.parse import parse_frame
 from tests.sim.helpers import connect, recv_json, running_sim
 
 KLINE_TYPES = [int, str, str, str, str, str, int, str, int, str, str, str]

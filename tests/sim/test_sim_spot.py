@@ -10,7 +10,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from actors.venues.binance import parse_frame
+from actors.venues.binance.parse import parse_frame
 from ipc.schema import FLAG_SNAPSHOT
 from tests.sim.helpers import connect, keys, pairs, recv, recv_json, running_sim
 

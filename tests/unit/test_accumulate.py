@@ -1,4 +1,4 @@
-"""Accumulate engine (actors/features/accumulate.py): caps, cooldown at the exact boundary,
+"""Accumulate engine (actors/decide/accumulate.py): caps, cooldown at the exact boundary,
 rollover reset, and caps/cooldown held across a restart (dict store and a real StateBlock)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from actors.features.accumulate import SCHEMA, Accumulator, DictStore
+from actors.decide.accumulate import SCHEMA, Accumulator, DictStore
 from ipc import shm
 from ipc.state import StateBlock
 

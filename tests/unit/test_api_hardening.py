@@ -134,7 +134,7 @@ def test_openapi_describes_every_route_and_method(env):
 
 def test_openapi_schemas_are_valid_json_schema():
     import jsonschema_rs
-    from actors.openapi import build_openapi
+    from actors.obs.openapi import build_openapi
     doc = build_openapi(MAX_BODY_BYTES)
     for name, schema in doc["components"]["schemas"].items():
         # each schema compiles (2020-12, OpenAPI 3.1's dialect) with the components as its root

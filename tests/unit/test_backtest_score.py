@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.backtest import score, settle_price
+from actors.tools.backtest import score, settle_price
 
 S = 1_000_000_000
 W0 = 1_800_000_000 * S            # a window start (60 s windows)

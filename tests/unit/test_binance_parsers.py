@@ -1,4 +1,4 @@
-"""actors.venues.binance on real Binance captures (../shared/fixtures/binance, see its SOURCES.md).
+"""actors.venues.binance.parse on real Binance captures (../shared/fixtures/binance, see its SOURCES.md).
 
 Expected values are written out from the fixture text, not recomputed with the parser. markPrice and
 forceOrder have no data-file capture, so those tests use literal frames in Binance's documented shape.
@@ -14,8 +14,8 @@ import numpy as np
 import orjson
 import pytest
 
-from actors.venues import binance as bn
-from actors.venues.binance import Decoded, FrameError, parse_frame, stream_kind
+from actors.venues.binance import parse as bn
+from actors.venues.binance.parse import Decoded, FrameError, parse_frame, stream_kind
 from ipc.schema import DTYPES, FLAG_SNAPSHOT, MAX_LEVELS
 
 FIX = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "binance"

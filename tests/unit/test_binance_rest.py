@@ -14,9 +14,9 @@ import numpy as np
 import orjson
 import pytest
 
-from actors.rest_client import BinanceRestClient
-from actors.venues import binance_rest as br
-from actors.venues.binance_rest import RestError
+from actors.clients.binance_client import BinanceRestClient
+from actors.venues.binance import rest as br
+from actors.venues.binance.rest import RestError
 from ipc.schema import KLINE
 from tests.context.kline_server import Fault, FakeClock, KlineServer, kline_row
 from tests.fixtures import BINANCE, need
@@ -70,7 +70,7 @@ def test_parse_klines_rejects_bad_bodies():
     with pytest.raises(ValueError, match="not after"):
         row = kline_row(1634943780000, 60000)
         br.parse_klines(orjson.dumps([row, row]), "1m", 0)
-    with pytest.raises(ValueError, match="unknown kline interval"):
+    with pytest.raises(ValueError, match="unknown timeframe"):
         br.parse_klines(body, "7m", 0)
     assert len(br.parse_klines(b"[]", "1m", 0)) == 0
 

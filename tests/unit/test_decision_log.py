@@ -1,4 +1,4 @@
-"""Decision log (actors/decision_log.py): one JSON line per decision, file per UTC day (rotation at
+"""Decision log (actors/decide/decision_log.py): one JSON line per decision, file per UTC day (rotation at
 midnight on the decision's own timestamp), directory created, unwritable dir counted not raised."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import numpy as np
 import orjson
 
-from actors.decision_log import DecisionLog, day_of
+from actors.decide.decision_log import DecisionLog, day_of
 
 NS = 1_000_000_000
 MIDNIGHT = int(datetime(2026, 11, 24, tzinfo=timezone.utc).timestamp()) * NS
@@ -96,7 +96,7 @@ def test_unserializable_record_counted(tmp_path):
 
 
 def test_edge_evaluate_result_round_trips(tmp_path):
-    from actors.features.edge import EdgeParams, evaluate
+    from actors.decide.edge import EdgeParams, evaluate
     p = EdgeParams(slice_usd=10.0, edge_buffer_bps=100.0, stale_threshold_sec=10.0,
                    max_spread_bps=500.0, min_depth_usd=50.0)
     books = {"UP": {"asks": [(0.5, 100.0)], "bids": [(0.49, 10.0)], "age_s": 0.1},

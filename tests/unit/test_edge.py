@@ -1,14 +1,14 @@
-"""Edge and vetoes (actors/features/edge.py): fee and book-walk arithmetic checked against exact
+"""Edge and vetoes (actors/decide/edge.py): fee and book-walk arithmetic checked against exact
 rational arithmetic (fractions), every veto reached with its code, and decision selection."""
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction as F
 
 import pytest
 
-from actors.features.edge import EdgeParams, edge_for, evaluate, walk_with_fee
-from actors.venues.gamma import FeeSchedule, WindowInfo
-from actors.venues.polybook import OrderBook
+from actors.decide.edge import EdgeParams, edge_for, evaluate, fee_per_share, walk_with_fee
+from actors.venues.polymarket.gamma import FeeSchedule, WindowInfo
 
 NS = 1_000_000_000
 START_S = 1_763_000_100
@@ -81,21 +81,6 @@ def test_unsorted_asks_are_walked_best_first():
     a = edge_for("UP", 0.6, [(0.52, 100), (0.50, 10)], 10.0, 0.07)
     b = edge_for("UP", 0.6, [(0.50, 10), (0.52, 100)], 10.0, 0.07)
     assert a["shares"] == b["shares"] and a["edge_bps"] == b["edge_bps"]
-
-
-def test_walk_matches_orderbook_walk():
-    asks = [(0.31, 7.0), (0.33, 12.5), (0.36, 40.0), (0.4, 1000.0)]
-    ob = OrderBook()
-    ob.apply_snapshot([(0.30, 5.0)], asks, 1)
-    for usd in (1.0, 2.17, 17.3, 25.0, 400.0):
-        w = walk_with_fee(asks, usd, 0.07)
-        shares, avg, used = ob.walk("ask", usd)
-        assert w["shares"] == pytest.approx(shares, rel=1e-14)
-        assert w["avg_price"] == pytest.approx(avg, rel=1e-14)
-        assert w["levels_used"] == used and w["filled"] is True
-    w = walk_with_fee(asks, 1000.0, 0.07)               # more than the book holds (419.095 USD)
-    shares, avg, used = ob.walk("ask", 1000.0)
-    assert w["shares"] == pytest.approx(shares, rel=1e-14) and w["filled"] is False
 
 
 def test_partial_fill_reported_not_filled():
@@ -261,3 +246,20 @@ def test_every_veto_has_a_reason_and_result_serializes():
                                                 "quality", "no_fair", "stale"}
     assert all(isinstance(v["reason"], str) and v["reason"] for v in r["vetoes"])
     orjson.loads(orjson.dumps(r))
+
+
+def test_fee_per_share_exact():
+    # exactly representable: 0.25 * 0.5 * 0.5 * 8 = 0.5
+    assert fee_per_share(0.25, 0.5) * 8.0 == 0.5
+    assert fee_per_share(0.25, 0.5, exponent=2.0) == 0.015625        # 0.25 * 0.25**2
+    # the captured rate: 0.07 * 0.5 * 0.5 * 100 = 1.75 (one rounding in the last bit at most)
+    assert fee_per_share(0.07, 0.5) * 100.0 == pytest.approx(1.75, rel=1e-15, abs=0)
+    # 0.07 * 0.3 * 0.7 = 0.0147 per share; 0.07 * 0.9 * 0.1 * 250 = 1.575
+    assert fee_per_share(0.07, 0.3) == pytest.approx(0.0147, rel=1e-15, abs=0)
+    exact = Decimal("0.07") * Decimal("0.9") * Decimal("0.1") * 250
+    assert exact == Decimal("1.575")
+    assert fee_per_share(0.07, 0.9) * 250.0 == pytest.approx(float(exact), rel=1e-15, abs=0)
+    # symmetric in p and 1 - p, zero at the ends
+    assert fee_per_share(0.07, 0.2) == pytest.approx(fee_per_share(0.07, 0.8), rel=1e-15)
+    assert fee_per_share(0.07, 0.0) == fee_per_share(0.07, 1.0) == 0.0
+    assert fee_per_share(0.0, 0.5) == 0.0

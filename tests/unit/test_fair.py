@@ -1,4 +1,4 @@
-"""Fair value (actors/features/fair.py): closed forms, monotonicity, a TWAP Monte Carlo check,
+"""Fair value (actors/decide/fair.py): closed forms, monotonicity, a TWAP Monte Carlo check,
 the settlement-price arithmetic on constructed inputs and the FairValue wiring."""
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.features.fair import (FairValue, PriceSmoother, SettlementPrice, TwapTracker, phi,
-                                  prob_up, twap_moments, twap_prob_up)
+from actors.decide.fair import (FairValue, PriceSmoother, SettlementPrice, TwapTracker, phi, prob_up, twap_moments, twap_prob_up)
 
 SEC = 1_000_000_000
 # Φ at a few points, from tables (Abramowitz & Stegun 26.2 / any 16-digit reference)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from actors.features.basis import Basis
-from actors.venues.binance import parse_frame
+from actors.venues.binance.parse import parse_frame
 from ipc.schema import MARK, QUOTE
 from tests.fixtures import BINANCE, load_hftbacktest
 

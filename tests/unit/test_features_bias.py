@@ -1,5 +1,5 @@
 """Bias (multi-timeframe direction score) on real BTCUSDT 1m klines (spot_klines_rest.json, decoded
-by actors.venues.binance_rest.parse_klines) and constructed klines of other timeframes, against
+by actors.venues.binance.rest.parse_klines) and constructed klines of other timeframes, against
 hand-computed values and a plain-loop reference of the definitions in actors/features/bias.py."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from actors.features.bias import Bias, parse_weights, tf_seconds
-from actors.venues.binance_rest import parse_klines
+from actors.features.bias import Bias, parse_weights
+from ipc.names import tf_sec
+from actors.venues.binance.rest import parse_klines
 from ipc.schema import KLINE
 from tests.fixtures import BINANCE, need
 
@@ -148,7 +149,7 @@ def test_open_duplicate_and_hole():
 
 def test_weights_and_timeframes_parse():
     assert parse_weights(" 1m:1, 4h:2.5 ") == {"1m": 1.0, "4h": 2.5}
-    assert tf_seconds("15m") == 900 and tf_seconds("1d") == 86400
+    assert tf_sec("15m") == 900 and tf_sec("1d") == 86400
     for bad in ("1m", "1m:1,xx:2", "1m:-1", "1m:0", "0m:1"):
         with pytest.raises(ValueError):
             parse_weights(bad)

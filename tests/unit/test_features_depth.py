@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from actors.features.depth import BookImbalance, topn_imbalance
-from actors.venues.binance import parse_frame
+from actors.venues.binance.parse import parse_frame
 from ipc.schema import DEPTH, FLAG_SNAPSHOT
 from tests.fixtures import BINANCE, need
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from actors.features.liquidations import Liquidations
-from actors.venues.binance import parse_frame
+from actors.venues.binance.parse import parse_frame
 from ipc.schema import LIQUIDATION
 
 SEC = 1_000_000_000

@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from actors.features.bars import TF_SEC, BarBuilder
+from actors.features.bars import BarBuilder
+from ipc.names import BAR_TFS, TIMEFRAME_SEC as TF_SEC
 from actors.features.book import top_of_book
 from actors.features.flow import DAY_NS, Cvd
 from tests.fixtures import BINANCE, load_hftbacktest
@@ -67,7 +68,7 @@ def chunks(n: int, seed: int):
 
 
 @pytest.mark.parametrize("path", [FUT_TRADES, SPOT_TRADES], ids=["futures", "spot"])
-@pytest.mark.parametrize("tf", list(TF_SEC))
+@pytest.mark.parametrize("tf", list(BAR_TFS))
 def test_bars_match_reference(path, tf):
     trades = load_hftbacktest(path, "trade")
     ref, ref_late = reference_bars(trades, TF_SEC[tf])

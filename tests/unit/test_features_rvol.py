@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.features.bars import TF_SEC, BarBuilder
+from actors.features.bars import BarBuilder
+from ipc.names import BAR_TFS, TIMEFRAME_SEC as TF_SEC
 from actors.features.rvol import Rvol
 from tests.fixtures import BINANCE, load_hftbacktest
 from tests.unit.test_features_volatility import chunks
@@ -42,7 +43,7 @@ def ref_rvol(ts_list, q_list, tf_sec, n):
 def test_rvol_matches_reference(path, tf, n):
     trades = load_hftbacktest(path, "trade")
     ts_all, q_all = trades["ts_event_ns"].tolist(), trades["qty"].tolist()
-    bb = {t: BarBuilder(t, "x") for t in TF_SEC}
+    bb = {t: BarBuilder(t, "x") for t in BAR_TFS}
     rv = Rvol(tf, n, venue="x")
     computed = 0
     for a, z in chunks(len(trades), 17, top=300):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import socket
 
-import actors.gunicorn_conf  # noqa: F401  (installs the writer, as gunicorn's -c does)
+import actors.obs.gunicorn_conf  # noqa: F401  (installs the writer, as gunicorn's -c does)
 from gunicorn import util
 
 

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from actors.features import indicators as ind
-from actors.venues import binance_rest as br
+from actors.venues.binance import rest as br
 
 talib = pytest.importorskip("talib", reason="TA-Lib (requirements-dev.txt) is the reference")
 

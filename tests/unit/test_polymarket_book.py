@@ -1,4 +1,4 @@
-"""actors.venues.polybook.OrderBook: replay of the real 2026 burst capture, plus exact arithmetic.
+"""actors.venues.polymarket.book.OrderBook: replay of the real 2026 burst capture, plus exact arithmetic.
 
 ws_book_and_price_change_burst_2026.json is one binary market: a `book` of the UP token, 49
 `price_change` batches each carrying one entry per token (UP and DOWN, complementary prices, same
@@ -14,8 +14,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from actors.venues.polybook import OrderBook, complement, price_key
-from actors.venues.polymarket import parse_frame, parse_rest_book
+from actors.decide.edge import walk_with_fee
+from actors.venues.polymarket.book import OrderBook, complement, price_key
+from actors.venues.polymarket.clob import parse_frame, parse_rest_book
 from ipc.schema import FLAG_SNAPSHOT, MAX_LEVELS, POLY_BOOK
 from tests.fixtures import POLYMARKET, need
 
@@ -139,9 +140,8 @@ def test_rest_snapshot_with_an_empty_side():
     ob.apply_snapshot(b.bids, b.asks, b.timestamp_ms, b.tick_size)
     assert (ob.best_bid(), ob.best_ask(), ob.tick_size) == (0.002, None, 0.001)
     assert ob.check_best(0.002, None) and not ob.crossed
-    shares, avg, used = ob.walk("ask", 10.0)            # nothing to buy
-    assert (shares, used) == (0.0, 0) and math.isnan(avg)
-    assert ob.walk("bid", 0.001) == (0.5, 0.002, 1)
+    w = walk_with_fee(ob.levels("ask"), 10.0, 0.0)      # nothing to buy
+    assert (w["shares"], w["levels_used"], w["avg_price"]) == (0.0, 0, None)
 
 
 def test_price_keys_merge_equal_prices():
@@ -215,27 +215,30 @@ def _book(bids, asks):
     return ob
 
 
+def _walk(ob, usd):
+    """(shares, avg_price, levels_used) of spending `usd` on the book's asks, fee-free."""
+    w = walk_with_fee(ob.levels("ask"), usd, 0.0)
+    return w["shares"], w["avg_price"], w["levels_used"]
+
+
 def test_walk_exact_binary_prices():
     ob = _book([(0.2, 50.0)], [(0.75, 40.0), (0.25, 100.0), (0.5, 100.0)])
     # $25 buys the whole 0.25 level exactly: 100 shares, one level
-    assert ob.walk("ask", 25.0) == (100.0, 0.25, 1)
+    assert _walk(ob, 25.0) == (100.0, 0.25, 1)
     # $50: 100 @ 0.25 ($25) + 50 @ 0.5 ($25) = 150 shares, avg 50/150
-    assert ob.walk("ask", 50.0) == (150.0, 50.0 / 150.0, 2)
+    assert _walk(ob, 50.0) == (150.0, 50.0 / 150.0, 2)
     # $80: 100 @ 0.25 + 100 @ 0.5 ($75) + $5 / 0.75 of the third
-    sh, avg, n = ob.walk("ask", 80.0)
+    sh, avg, n = _walk(ob, 80.0)
     assert (sh, n) == (200.0 + 5.0 / 0.75, 3) and avg == 80.0 / sh
     # more than the side holds: everything, 240 shares for $105
-    assert ob.walk("ask", 1000.0) == (240.0, 105.0 / 240.0, 3)
-    # selling into the bids walks them best-first the same way
-    assert ob.walk("bid", 5.0) == (25.0, 0.2, 1)
-    zero = ob.walk("ask", 0.0)
-    assert zero[0] == 0.0 and math.isnan(zero[1]) and zero[2] == 0
+    assert _walk(ob, 1000.0) == (240.0, 105.0 / 240.0, 3)
+    assert _walk(ob, 0.0) == (0.0, None, 0)
 
 
 def test_walk_decimal_prices_hand_computed():
     # First two asks of the burst's first UP snapshot: 100.09 @ 0.397, 3737.87 @ 0.398.
     ob = _book([], [(0.398, 3737.87), (0.397, 100.09)])
-    sh, avg, n = ob.walk("ask", 100.0)
+    sh, avg, n = _walk(ob, 100.0)
     d_sh = Decimal("100.09") + (Decimal(100) - Decimal("0.397") * Decimal("100.09")) / Decimal("0.398")
     # 100.09 + 60.26427 / 0.398 = 100.09 + 151.4177638190954773869346734
     assert d_sh == Decimal("251.5077638190954773869346734")

@@ -1,17 +1,13 @@
-"""actors.venues.gamma: window discovery on the two real Gamma captures, slugs, fees."""
+"""actors.venues.polymarket.gamma: window discovery on the two real Gamma captures, slugs, fees."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from actors.venues.gamma import (
-    SERIES, FeeSchedule, GammaError, MarketNotFound, WindowInfo, fee_per_share, markets_path,
-    parse_market, slug, slug_candidates, taker_fee, window_start,
-)
+from actors.venues.polymarket.gamma import (SERIES, FeeSchedule, GammaError, MarketNotFound, WindowInfo, markets_path, parse_market, slug, slug_candidates, window_start)
 from tests.fixtures import POLYMARKET, need
 
 MAR = "gamma_market_btc_updown_5m_2026-03.json"
@@ -206,24 +202,3 @@ def test_hourly_slug_is_et_dated_unverified(start, expected):
     assert slug("1h", start) == expected
     assert slug_candidates("1h", start) == [expected, expected.replace("-2026-", "-")]
     assert slug_candidates("15m", 900) == ["btc-updown-15m-900"]
-
-
-# ---------------------------------------------------------------------------------------------
-# fees
-# ---------------------------------------------------------------------------------------------
-
-def test_taker_fee_exact():
-    # exactly representable: 0.25 * 0.5 * 0.5 * 8 = 0.5
-    assert taker_fee(0.25, 0.5, 8.0) == 0.5
-    assert fee_per_share(0.25, 0.5, exponent=2.0) == 0.015625        # 0.25 * 0.25**2
-    # the captured rate: 0.07 * 0.5 * 0.5 * 100 = 1.75 (one rounding in the last bit at most)
-    assert taker_fee(0.07, 0.5, 100.0) == pytest.approx(1.75, rel=1e-15, abs=0)
-    # 0.07 * 0.3 * 0.7 = 0.0147 per share; 0.07 * 0.9 * 0.1 * 250 = 1.575
-    assert fee_per_share(0.07, 0.3) == pytest.approx(0.0147, rel=1e-15, abs=0)
-    exact = Decimal("0.07") * Decimal("0.9") * Decimal("0.1") * 250
-    assert exact == Decimal("1.575")
-    assert taker_fee(0.07, 0.9, 250.0) == pytest.approx(float(exact), rel=1e-15, abs=0)
-    # symmetric in p and 1 - p, zero at the ends
-    assert taker_fee(0.07, 0.2, 10.0) == pytest.approx(taker_fee(0.07, 0.8, 10.0), rel=1e-15)
-    assert taker_fee(0.07, 0.0, 10.0) == taker_fee(0.07, 1.0, 10.0) == 0.0
-    assert taker_fee(0.0, 0.5, 10.0) == 0.0

@@ -1,4 +1,4 @@
-"""actors.venues.polymarket on every real CLOB capture in ../shared/fixtures/polymarket.
+"""actors.venues.polymarket.clob on every real CLOB capture in ../shared/fixtures/polymarket.
 
 Expected values are written out from the fixture text, not recomputed with the parser. Files under
 unverified/ are not live captures (see SOURCES.md); their tests say so in their names.
@@ -13,11 +13,8 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from actors.venues import polymarket as pm
-from actors.venues.polymarket import (
-    Book, Change, FrameError, LastTrade, PriceChange, TickSizeChange, BestBidAsk, NewMarket,
-    MarketResolved, Pong, Ping, Unknown, parse_frame, parse_rest_book, subscribe_msg, trade_record,
-)
+from actors.venues.polymarket import clob as pm
+from actors.venues.polymarket.clob import (Book, Change, FrameError, LastTrade, PriceChange, TickSizeChange, BestBidAsk, NewMarket, MarketResolved, Pong, Ping, Unknown, parse_frame, parse_rest_book, subscribe_msg, trade_record)
 from ipc.schema import POLY_TRADE
 from tests.fixtures import POLYMARKET, need
 

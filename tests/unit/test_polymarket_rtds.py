@@ -1,4 +1,4 @@
-"""actors.venues.rtds on the real RTDS captures (Chainlink btc/usd updates, Binance-source frames)."""
+"""actors.venues.polymarket.rtds on the real RTDS captures (Chainlink btc/usd updates, Binance-source frames)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from actors.venues.rtds import PING, Decoded, FrameError, parse_frame, subscribe_msg
+from actors.venues.polymarket.rtds import PING, Decoded, FrameError, parse_frame, subscribe_msg
 from ipc.schema import CHAINLINK, FLAG_SNAPSHOT
 from tests.fixtures import POLYMARKET, need
 

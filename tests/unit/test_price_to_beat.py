@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.feed_chainlink import PriceToBeat
+from actors.decide.settlement import PriceToBeat
 from ipc.schema import CHAINLINK, FLAG_GAP
 
 S = 1_000_000_000

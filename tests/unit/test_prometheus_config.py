@@ -17,7 +17,7 @@ from falcon import testing
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.api import ShmView, create_app
-from actors.histogram import DATA_AGE_BOUNDS_MS, Histogram
+from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
 from config.settings import load_settings
 from ipc.shm import unlink_prefix
 from ipc.state import Heartbeat, Registry, StateBlock

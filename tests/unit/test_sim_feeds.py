@@ -8,16 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from actors.sim import book as bk
-from actors.sim import klines as kl
-from actors.sim import spot as sp
-from actors.sim.binance import FuturesCodec
-from actors.sim.faults import (CORRUPT, SEND, STALLED, Fault, FaultError, FaultState, corrupt,
-                               parse_fault)
-from actors.sim.mark import Liquidations, MarkPrice, next_funding_ms
+from actors.sim.binance import depth_book as bk
+from actors.sim.binance import kline_bars as kl
+from actors.sim.binance import spot_market as sp
+from actors.sim.binance.codec import FuturesCodec
+from actors.sim.faults import CORRUPT, SEND, STALLED, Fault, FaultError, FaultState, corrupt, parse_fault
+from actors.sim.binance.mark import Liquidations, MarkPrice, next_funding_ms
 from actors.sim.market import FUTURES_BTCUSDT, SPOT_BTCUSDT, AggTrade, BookTicker, Market
-from actors.sim.rest import RestApi
-from actors.venues.binance import FrameError, parse_frame
+from actors.sim.binance.rest_api import RestApi
+from actors.venues.binance.parse import FrameError, parse_frame
 
 T0 = 1_780_000_000_000_000_000
 S = 1_000_000_000

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from actors.sim import binance as b
+from actors.sim.binance import codec as b
 from actors.sim.market import FUTURES_BTCUSDT, AggTrade, BookTicker
 
 

@@ -1,11 +1,11 @@
-"""SpikeDetector (actors/features/spikes.py) on hand-computed windows."""
+"""SpikeDetector (actors/decide/spikes.py) on hand-computed windows."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from actors.features.spikes import SpikeDetector
+from actors.decide.spikes import SpikeDetector
 
 SEC = 1_000_000_000
 

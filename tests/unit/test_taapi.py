@@ -1,6 +1,6 @@
 """TAAPI: the pure request/response helpers (actors/venues/taapi.py), the sim's bulk endpoint
-logic (actors/sim/taapi.py, no sockets: its clock is the argument), and the async client
-(actors/taapi_client.py) against a real HTTP server on 127.0.0.1 that answers what the test queues.
+logic (actors/sim/taapi_bulk.py, no sockets: its clock is the argument), and the async client
+(actors/clients/taapi_client.py) against a real HTTP server on 127.0.0.1 that answers what the test queues.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from actors.features import indicators as ind
-from actors.sim.taapi import BLOCK_EXTEND_SEC, BURST, TaapiSim
-from actors.taapi_client import TaapiClient, TaapiError
+from actors.sim.taapi_bulk import BLOCK_EXTEND_SEC, BURST, TaapiSim
+from actors.clients.taapi_client import TaapiClient, TaapiError
 from actors.venues import taapi
 from tests.context.kline_server import kline_row
 
@@ -303,8 +303,8 @@ def server():
 
 
 def test_client_paces_backs_off_and_honours_a_429(server, monkeypatch):
-    monkeypatch.setattr("actors.taapi_client.BACKOFF_BASE_SEC", 0.2)
-    monkeypatch.setattr("actors.taapi_client.random.uniform", lambda a, b: 1.0)
+    monkeypatch.setattr("actors.clients.taapi_client.BACKOFF_BASE_SEC", 0.2)
+    monkeypatch.setattr("actors.clients.taapi_client.random.uniform", lambda a, b: 1.0)
     server.queue.extend([
         (500, {}, b'{"error": "Internal"}'),
         (200, {}, b"<html>oops</html>"),
@@ -343,7 +343,7 @@ def test_client_paces_backs_off_and_honours_a_429(server, monkeypatch):
 
 
 def test_client_network_error_and_timeout_are_counted(server, monkeypatch):
-    monkeypatch.setattr("actors.taapi_client.BACKOFF_BASE_SEC", 0.05)
+    monkeypatch.setattr("actors.clients.taapi_client.BACKOFF_BASE_SEC", 0.05)
 
     async def main():
         dead = TaapiClient("http://127.0.0.1:1", "s", "binance", "BTCUSDT", rate_per_sec=50.0,

@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from actors.tui_state import REST_FALLBACK_QUIET_NS, SEC_NS, STATE_PATH, DashState
-from actors.tui_view import Ui, render, split_keys
+from actors.tools.tui.state import REST_FALLBACK_QUIET_NS, SEC_NS, STATE_PATH, DashState
+from actors.tools.tui.view import Ui, render, split_keys
 from ipc.bus import Subscriber
 
 T0 = 1_795_489_366_200_000_000

@@ -7,7 +7,7 @@ import struct
 import pytest
 from websockets.asyncio.server import serve
 
-from actors.wsclient import HandshakeRefused, WsClosed, connect
+from actors.feed.wsclient import HandshakeRefused, WsClosed, connect
 
 
 def run(coro):

@@ -1,0 +1,572 @@
+"""The venue-agnostic feed shell: connect, read, parse, write rings, publish ticks, rotate, reconnect.
+
+A venue module supplies the plan (which connections carry which streams), a pure
+`parse_frame(frame, ts_recv_ns) -> Decoded`, `stream_kind` and `max_silence_sec`; this shell does
+only I/O, timing and wiring.
+
+Invariants:
+- a read loop never dies of one frame: a malformed frame is counted, logged once (truncated) and
+  skipped; an unknown message is counted; an error reply from the venue is counted and logged;
+- records go to the ring before they are published, so a subscriber that sees a tick finds it in
+  shared memory;
+- per stream kind, a record not newer than the last one written (by id, or by event time for kinds
+  without ids) is a duplicate and is dropped; a jump in a contiguous id (aggTrade `a`) or a depth
+  `pu` that is not the previous `u` is counted as a gap;
+- after a reconnect (or a restart of this process) a gap record goes into each affected ring and a
+  gap message onto its tick topic;
+- rotation is make-before-break: the successor connection opens while the old one still feeds the
+  sinks; its records are held back until the old connection has delivered up to the successor's
+  first record on every stream (or a timeout), then the old one is closed and the held records are
+  replayed through de-duplication: no gap and no duplicate. Rotation happens ahead of the venue's
+  24 h disconnect (FEED_ROTATE_SEC) and when a stream that was delivering goes quiet for longer
+  than the venue says it may (then with a gap marker, since data may have been lost);
+- a connection with no data at all for FEED_STALE_SEC is replaced the same way (pings prove
+  nothing); a closed connection is reopened with capped, jittered exponential backoff, forever;
+- a stream that never delivers after its connection opened is reported (`silent_streams`), not
+  rotated over and over: on Binance that is a stream on the wrong route.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+import websockets
+
+from config.logging import LogOnce
+from config.settings import Settings
+from ipc import clock
+from ipc import names
+from ipc.bus import Publisher
+from ipc.framering import FrameTap
+from ipc.ring import RingWriter
+from ipc.schema import DTYPES, FLAG_GAP
+from ipc.state import Heartbeat, Registry
+
+from actors.feed import wsclient
+from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
+
+log = logging.getLogger("feed")
+
+OPEN_ERRORS = (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI)
+ROTATE_OVERLAP_SEC = 10.0      # give up waiting for the old connection to catch up after this
+HOLD_MAX = 100_000             # frames a successor may hold back before the switch is forced
+AGE_FLUSH_MASK = 0xFFFF        # data ages are bucketed at least every 65,536 records written
+
+
+@dataclass(frozen=True)
+class ConnPlan:
+    name: str                  # e.g. "market", "public"
+    url: str
+    streams: tuple[str, ...]   # venue stream names carried by this connection
+    subscribe: tuple[bytes, ...] = ()   # text messages sent right after each (re)connect
+
+
+class Venue(Protocol):
+    """What a venue module provides; its rings are ipc.names.VENUE_RINGS[VENUE]. Optional: KEEPALIVE ((interval_sec, text) sent while connected, for venues that want an
+    application-level ping). parse_frame may return Decoded("batch", "", [Decoded, ...]) for a
+    frame that carries several records."""
+    VENUE: str
+
+    def plan(self, settings: Settings) -> list[ConnPlan]: ...
+    def parse_frame(self, frame: bytes, ts_recv_ns: int): ...
+    def stream_kind(self, stream: str) -> str | None: ...
+    def max_silence_sec(self, stream: str, settings: Settings) -> float | None: ...
+
+
+# --- de-duplication and continuity, per record kind (a property of the schema, not the venue) ---
+def _key_field(kind: str) -> str:
+    return {"trade": "trade_id", "quote": "update_id", "depth": "update_id"}.get(kind, "ts_event_ns")
+
+
+class Sink:
+    """One stream kind of one venue: its ring, its tick topic and its continuity counters."""
+
+    def __init__(self, kind: str, ring: RingWriter, topic: bytes):
+        names = DTYPES[kind].names
+        self.kind, self.ring, self.topic, self.names = kind, ring, topic, names
+        self.key_i = names.index(_key_field(kind))
+        self.contiguous = kind == "trade"
+        self.prev_i = names.index("prev_update_id") if kind == "depth" else None
+        # klines of every interval share one ring: order them per interval, by (open, event) time
+        self.group_i = names.index("tf_sec") if kind == "kline" else None
+        self.open_i = names.index("open_time_ns") if kind == "kline" else None
+        # liquidations carry no id and several may share one event time: remember recent ones
+        self.recent: deque | None = deque(maxlen=4096) if kind == "liquidation" else None
+        self.last_k = None                 # newest key written (kinds ordered by one key)
+        self.last_group: dict = {}         # newest key per interval (klines)
+        self.written = self.duplicates = self.id_gaps = self.ids_missing = self.gap_markers = 0
+        self.frames = self.bytes = 0         # frames of this stream received, and their bytes
+        self.last_recv_ns = self.last_event_ns = 0
+        # receive minus exchange time of every record written that carries an exchange time
+        # (spot bookTicker and depth have none: ts_event_ns 0, not observed). The hot path only
+        # appends to `_ages`; they are bucketed in one numpy pass per heartbeat, or every
+        # AGE_FLUSH_MASK + 1 records so the list stays bounded (about half the cost of a bisect per
+        # record, measured).
+        self.age = Histogram(DATA_AGE_BOUNDS_MS)
+        self._ages: list[int] = []
+
+    def key(self, rec: tuple):
+        """(group, key) by which records of this kind are ordered."""
+        if self.group_i is not None:
+            return rec[self.group_i], (rec[self.open_i], rec[0])
+        return None, rec[self.key_i]
+
+    def last_key(self, group):
+        return self.last_group.get(group) if self.group_i is not None else self.last_k
+
+    def is_new(self, rec: tuple) -> bool:
+        """True if `rec` is not a duplicate; counts id gaps and depth breaks."""
+        if self.recent is not None:
+            k = (rec[0],) + tuple(rec[3:])
+            if k in self.recent:
+                self.duplicates += 1
+                return False
+            self.recent.append(k)
+            return True
+        if self.group_i is not None:
+            group, k = rec[self.group_i], (rec[self.open_i], rec[0])
+            last = self.last_group.get(group)
+            if last is not None and k <= last:
+                self.duplicates += 1
+                return False
+            self.last_group[group] = k
+            return True
+        k = rec[self.key_i]
+        last = self.last_k
+        if last is not None:
+            if k <= last:
+                self.duplicates += 1
+                return False
+            if self.contiguous:
+                if k != last + 1:
+                    self.id_gaps += 1
+                    self.ids_missing += k - last - 1
+            elif self.prev_i is not None and 0 <= rec[self.prev_i] != last:
+                self.id_gaps += 1
+        self.last_k = k
+        return True
+
+    def accept(self, rec: tuple, pub: Publisher) -> bool:
+        if not self.is_new(rec):
+            return False
+        self.ring.append(rec)
+        self.written += 1
+        self.last_event_ns = rec[0]
+        self.last_recv_ns = rec[1]
+        if rec[0] > 0:
+            self._ages.append(rec[1] - rec[0])
+        if not self.written & AGE_FLUSH_MASK:
+            self.flush_ages()
+        if pub.wants(self.topic):          # no subscriber: no message to build
+            pub.publish(self.topic, dict(zip(self.names, rec)))
+        return True
+
+    def mark_gap(self, pub: Publisher, reason: str) -> None:
+        now = clock.now_ns()
+        self.ring.append_gap(now)
+        self.gap_markers += 1
+        pub.publish(self.topic, {"gap": True, "reason": reason, "ts_recv_ns": now, "flags": FLAG_GAP})
+
+    def flush_ages(self) -> None:
+        if self._ages:
+            self.age.observe_many_ns(np.array(self._ages, dtype=np.int64))
+            self._ages.clear()
+
+    def counters(self) -> dict:
+        self.flush_ages()
+        out = {"frames": self.frames, "bytes": self.bytes,
+               "written": self.written, "duplicates": self.duplicates, "id_gaps": self.id_gaps,
+               "ids_missing": self.ids_missing, "gap_markers": self.gap_markers,
+               "last_recv_ns": self.last_recv_ns, "last_event_ns": self.last_event_ns,
+               "ring_count": self.ring.count}
+        if self.age.count:
+            out["data_age"] = self.age.doc()
+        return out
+
+
+@dataclass
+class ConnState:
+    plan: ConnPlan
+    connects: int = 0
+    reconnects: int = 0
+    rotations: int = 0
+    stale_rotations: int = 0
+    frames: int = 0
+    bytes: int = 0
+    last_frame_ns: int = 0
+    silent_streams: list[str] = field(default_factory=list)
+    connected: bool = False
+    opened_ns: int = 0
+    last_error: str = ""
+
+
+class _Link:
+    """One open WebSocket of a connection slot and what it has delivered."""
+
+    def __init__(self, held: bool = False):
+        self.ws: wsclient.FastWebSocket | None = None
+        self.opened_ns = clock.now_ns()
+        self.last_frame_ns = 0
+        self.seen: dict[str, int] = {}          # stream -> last receive time on this link
+        self.first_key: dict[str, object] = {}  # stream -> key of its first record (successor)
+        self.held: list | None = [] if held else None   # successor: held back until the switch
+        self.task: asyncio.Future | None = None  # resolves (with an error) when the link ends
+        self.ping_due = 0.0                      # monotonic time of the next keepalive
+
+
+class Feed:
+    """Wires a venue's connections to its sinks; one instance per feed process."""
+
+    def __init__(self, settings: Settings, venue: Venue, actor: str,
+                 publisher: Publisher | None = None, registry: Registry | None = None):
+        self.s, self.venue, self.actor = settings, venue, actor
+        self.pub = publisher or Publisher(settings.zmq_xsub_url, sndhwm=settings.zmq_sndhwm)
+        self.registry = registry or Registry(settings.shm_dir, settings.shm_prefix)
+        self.hb = Heartbeat(self.registry, actor)
+        self.plans = venue.plan(settings)
+        self.conns = [ConnState(p) for p in self.plans]
+        self.sinks: dict[str, Sink] = {}
+        self.stream_sink: dict[str, Sink] = {}
+        self.silence_ns: dict[str, int | None] = {}
+        for p in self.plans:
+            for stream in p.streams:
+                kind = venue.stream_kind(stream)
+                if kind is None:
+                    raise ValueError(f"{venue.VENUE}: no record kind for stream {stream!r}")
+                self.stream_sink[stream] = self._sink(kind)
+                quiet = venue.max_silence_sec(stream, settings)
+                self.silence_ns[stream] = int(quiet * 1e9) if quiet else None
+        # per kind, the longest silence any of its streams may keep (None: may be silent for long)
+        self.kind_silence_s: dict[str, float | None] = {}
+        for stream, lim in self.silence_ns.items():
+            kind = self.stream_sink[stream].kind
+            if lim is None or self.kind_silence_s.get(kind, 0.0) is None:
+                self.kind_silence_s[kind] = None
+            else:
+                self.kind_silence_s[kind] = max(self.kind_silence_s.get(kind, 0.0), lim / 1e9)
+        self.parse_errors = self.unknown = self.venue_errors = self.acks = 0
+        self.last_venue_error = ""
+        self._log_once = LogOnce(log)
+        self._stop = asyncio.Event()
+        # the recorder's tap: every frame received, before anything else looks at it
+        self.on_frame: Callable[[str, str, bytes, int], None] | None = FrameTap.from_settings(
+            settings, names.venue_symbol(venue.VENUE, settings.symbol), venue.VENUE)
+
+    def _sink(self, kind: str) -> Sink:
+        if kind not in self.sinks:
+            spec = names.venue_ring(self.venue.VENUE, kind)
+            ring = RingWriter(self.s.shm_dir, spec.name(self.s.shm_prefix, self.s.symbol),
+                              DTYPES[kind], self.s.ring_capacity)
+            sink = self.sinks[kind] = Sink(kind, ring, spec.topic(self.s.symbol).encode())
+            if not ring.created:
+                # a restarted feed: whatever happened while it was down is unknown
+                sink.mark_gap(self.pub, "restart")
+        return self.sinks[kind]
+
+    # --- the hot path ---------------------------------------------------------------------
+    def handle_frames(self, conn: ConnState, frames: list[bytes], ts_recv_ns: int,
+                      link: _Link | None = None) -> None:
+        """Every frame of one read (they share a receive time), in order."""
+        conn.frames += len(frames)
+        conn.last_frame_ns = ts_recv_ns
+        self.pub.refresh()
+        parse, sinks, pub, on_frame = self.venue.parse_frame, self.stream_sink, self.pub, self.on_frame
+        seen = held = None
+        if link is not None:
+            link.last_frame_ns = ts_recv_ns
+            seen, held = link.seen, link.held
+        nbytes = 0
+        for frame in frames:
+            nbytes += len(frame)
+            try:
+                d = parse(frame, ts_recv_ns)
+            except ValueError as exc:
+                if on_frame is not None:
+                    on_frame(conn.plan.name, "_malformed", frame, ts_recv_ns)
+                self.parse_errors += 1
+                self._log_once(f"parse:{conn.plan.name}", "bad frame on %s: %s; frame=%r",
+                               conn.plan.name, exc, frame[:200])
+                continue
+            if on_frame is not None:
+                on_frame(conn.plan.name, d.stream or f"_{d.kind}", frame, ts_recv_ns)
+            sink = sinks.get(d.stream)
+            if sink is None or d.kind != sink.kind:
+                self._other(conn, d, frame, link)
+                continue
+            sink.frames += 1
+            sink.bytes += len(frame)
+            if seen is not None:
+                seen[d.stream] = ts_recv_ns
+                if held is not None:               # a successor during rotation: hold back
+                    if d.stream not in link.first_key:
+                        link.first_key[d.stream] = sink.key(d.rec)
+                    held.append((frame, ts_recv_ns, sink, d.rec))
+                    continue
+            try:
+                sink.accept(d.rec, pub)
+            except (ValueError, TypeError, OverflowError) as exc:   # parsed, but not storable
+                self._unstorable(sink, exc, frame)
+        conn.bytes += nbytes
+
+    def handle_decoded(self, conn: ConnState, decoded: list, frame: bytes, link: _Link | None) -> None:
+        """The records of a batch frame, through the same routing as single-record frames."""
+        for d in decoded:
+            sink = self.stream_sink.get(d.stream)
+            if sink is None or d.kind != sink.kind:
+                self._other(conn, d, frame, link)
+                continue
+            ts = d.rec[1]
+            if link is not None:
+                link.seen[d.stream] = ts
+                if link.held is not None:
+                    if d.stream not in link.first_key:
+                        link.first_key[d.stream] = sink.key(d.rec)
+                    link.held.append((frame, ts, sink, d.rec))
+                    continue
+            try:
+                sink.accept(d.rec, self.pub)
+            except (ValueError, TypeError, OverflowError) as exc:
+                self._unstorable(sink, exc, frame)
+
+    def _other(self, conn: ConnState, d, frame: bytes, link: _Link | None = None) -> None:
+        if d.kind == "batch":           # several records in one frame (not Binance's hot path)
+            self.handle_decoded(conn, d.rec, frame, link)
+        elif d.kind in ("ack", "control"):
+            self.acks += 1
+        elif d.kind == "error":
+            self.venue_errors += 1
+            self.last_venue_error = str(d.rec)[:300]
+            log.error("venue error reply on %s: %s", conn.plan.name, d.rec)
+        else:
+            self.unknown += 1
+            self._log_once(f"unknown:{d.stream}", "unexpected message on %s (kind=%s stream=%s): %r",
+                           conn.plan.name, d.kind, d.stream, frame[:200])
+
+    def _unstorable(self, sink: Sink, exc: Exception, frame: bytes) -> None:
+        self.parse_errors += 1
+        self._log_once(f"store:{sink.kind}", "record not storable (%s): %r", exc, frame[:200])
+
+    # --- connections ------------------------------------------------------------------------
+    async def _open(self, conn: ConnState, held: bool = False) -> _Link:
+        """Connect; frames flow into the sinks (or, `held`, into the link) from the first one."""
+        link = _Link(held)
+        link.ws = await wsclient.connect(
+            conn.plan.url, lambda frames, ts: self.handle_frames(conn, frames, ts, link),
+            open_timeout=10)
+        link.opened_ns = clock.now_ns()
+        link.task = link.ws.closed
+        for msg in conn.plan.subscribe:
+            link.ws.send_text(msg)
+        link.ping_due = time.monotonic()
+        return link
+
+    async def run_connection(self, conn: ConnState) -> None:
+        attempt = 0
+        link: _Link | None = None
+        while not self._stop.is_set():
+            if link is None:
+                try:
+                    link = await self._open(conn)
+                except OPEN_ERRORS as exc:
+                    conn.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("connect %s failed: %s", conn.plan.name, conn.last_error)
+                    await self._backoff(attempt)
+                    attempt += 1
+                    continue
+                conn.connects += 1
+                conn.opened_ns = link.opened_ns
+                conn.reconnects += conn.connects > 1
+                log.info("connected %s %s", conn.plan.name, conn.plan.url)
+            conn.connected = True
+            try:
+                link = await self._supervise(conn, link)
+                attempt = 0
+            except (websockets.ConnectionClosed, OSError) as exc:
+                conn.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("connection %s ended: %s", conn.plan.name, conn.last_error)
+                # from now on data may be missing: say so before anything else arrives
+                for stream in conn.plan.streams:
+                    self.stream_sink[stream].mark_gap(self.pub, "disconnect")
+                if clock.now_ns() - (link.opened_ns if link else 0) > 60e9:
+                    attempt = 0           # it was healthy for a while: retry fast
+                link = None
+                conn.connected = False
+                await self._backoff(attempt)
+                attempt += 1
+        if link is not None:
+            await self._close(link)
+        conn.connected = False
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(self.s.feed_backoff_max_sec, 0.25 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+        except TimeoutError:
+            pass
+
+    async def _supervise(self, conn: ConnState, link: _Link) -> _Link:
+        """Watch one live link; return its successor after a rotation, raise when it closes."""
+        keepalive = getattr(self.venue, "KEEPALIVE", None)
+        while True:
+            done, _ = await asyncio.wait({link.task}, timeout=0.5)
+            if done:
+                link.task.result()           # raises ConnectionClosed (or a bug: let it show)
+            if self._stop.is_set():
+                return link
+            if keepalive is not None and time.monotonic() >= link.ping_due:
+                link.ws.send_text(keepalive[1])
+                link.ping_due = time.monotonic() + keepalive[0]
+            reason, lost = self._rotation_reason(conn, link)
+            if reason is None:
+                continue
+            successor = await self._rotate(conn, link, reason, lost)
+            if successor is not None:
+                return successor
+
+    def _rotation_reason(self, conn: ConnState, link: _Link) -> tuple[str | None, list[str]]:
+        now = clock.now_ns()
+        if now - link.opened_ns > self.s.feed_rotate_sec * 1e9:
+            return "age", []
+        if now - max(link.last_frame_ns, link.opened_ns) > self.s.feed_stale_sec * 1e9:
+            return "no data", list(conn.plan.streams)
+        stale = [s for s, last in link.seen.items()
+                 if (lim := self.silence_ns[s]) is not None and now - last > lim]
+        if stale:
+            return "stale " + ",".join(stale), stale
+        grace = max(self.s.feed_stale_sec * 1e9, 5e9)
+        if now - link.opened_ns > grace:
+            silent = [s for s in conn.plan.streams
+                      if s not in link.seen and self.silence_ns[s] is not None]
+            if silent != conn.silent_streams:
+                if silent:
+                    log.error("streams acked but never delivering on %s: %s (wrong route?)",
+                              conn.plan.name, silent)
+                conn.silent_streams = silent
+        return None, []
+
+    async def _rotate(self, conn: ConnState, old: _Link, reason: str, lost: list[str]) -> _Link | None:
+        """Make before break. Returns the successor, or None if it could not be opened."""
+        try:
+            new = await self._open(conn, held=True)
+        except OPEN_ERRORS as exc:
+            conn.last_error = f"rotation ({reason}): {type(exc).__name__}: {exc}"
+            log.warning("could not open a successor for %s: %s", conn.plan.name, conn.last_error)
+            if reason == "age":
+                return None               # keep the old one; try again on the next check
+            await self._backoff(1)
+            return None
+        log.info("rotating %s (%s)", conn.plan.name, reason)
+        deadline = time.monotonic() + ROTATE_OVERLAP_SEC
+        while time.monotonic() < deadline and len(new.held) < HOLD_MAX:
+            if old.task.done() or new.task.done() or self._caught_up(old, new, lost):
+                break
+            await asyncio.sleep(0.02)
+        if new.task.done() and new.task.exception() is not None:
+            held, new.held = new.held, None
+            await self._close(new)
+            log.warning("successor for %s closed during rotation", conn.plan.name)
+            return None
+        await self._close(old)
+        held, new.held = new.held, None
+        for frame, ts, sink, rec in held:     # the old link is gone: replay through de-dup
+            try:
+                sink.accept(rec, self.pub)
+            except (ValueError, TypeError, OverflowError) as exc:
+                self._unstorable(sink, exc, frame)
+        for stream in lost:                   # data may be missing where a stream went stale
+            self.stream_sink[stream].mark_gap(self.pub, f"stale: {reason}")
+        conn.rotations += 1
+        conn.stale_rotations += bool(lost)
+        conn.opened_ns = new.opened_ns
+        return new
+
+    def _caught_up(self, old: _Link, new: _Link, ignore: list[str]) -> bool:
+        """The old link has delivered up to the successor's first record on every stream that it
+        still delivers (seen in the last second, not among the stale `ignore`d ones)."""
+        if not new.first_key:
+            return False
+        recent = clock.now_ns() - 1_000_000_000
+        for stream, first in new.first_key.items():
+            if stream in ignore or old.seen.get(stream, 0) < recent:
+                continue
+            sink = self.stream_sink[stream]
+            if sink.recent is not None:       # no order to compare: the de-dup set covers it
+                continue
+            last = sink.last_key(first[0])
+            if last is None or last < first[1]:
+                return False
+        return True
+
+    async def _close(self, link: _Link) -> None:
+        await link.ws.close()
+        if link.task.done() and not link.task.cancelled():
+            link.task.exception()        # retrieved: a closed link's error is expected here
+
+    # --- health -----------------------------------------------------------------------------
+    def counters(self) -> dict:
+        return {"frames": sum(c.frames for c in self.conns),
+                "parse_errors": self.parse_errors, "unknown": self.unknown, "acks": self.acks,
+                "venue_errors": self.venue_errors,
+                "published": self.pub.sent, "publish_dropped": self.pub.dropped,
+                "publish_skipped": self.pub.skipped,
+                "reconnects": sum(c.reconnects for c in self.conns),
+                "rotations": sum(c.rotations for c in self.conns),
+                "id_gaps": sum(s.id_gaps for s in self.sinks.values()),
+                "duplicates": sum(s.duplicates for s in self.sinks.values()),
+                **(self.on_frame.counters() if self.on_frame is not None else {})}
+
+    def health(self) -> dict:
+        now = clock.now_ns()
+        return {
+            "venue": self.venue.VENUE,
+            "last_venue_error": self.last_venue_error,
+            "connections": {c.plan.name: {"connected": c.connected, "frames": c.frames,
+                                          "bytes": c.bytes, "reconnects": c.reconnects,
+                                          "rotations": c.rotations,
+                                          "stale_rotations": c.stale_rotations,
+                                          "age_s": (now - c.opened_ns) / 1e9 if c.opened_ns else None,
+                                          "last_error": c.last_error,
+                                          "silent_streams": c.silent_streams}
+                            for c in self.conns},
+            "streams": {k: {**s.counters(),
+                            "age_ms": (now - s.last_recv_ns) / 1e6 if s.last_recv_ns else None,
+                            "max_silence_s": self.kind_silence_s.get(k)}
+                        for k, s in self.sinks.items()},
+        }
+
+    async def _heartbeat(self) -> None:
+        while not self._stop.is_set():
+            self.hb.beat(self.counters(), feed=self.health())
+            try:
+                await asyncio.wait_for(self._stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        tasks = [asyncio.create_task(self.run_connection(c)) for c in self.conns]
+        hb = asyncio.create_task(self._heartbeat())
+        await self._stop.wait()
+        await asyncio.wait(tasks, timeout=5)
+        for t in tasks + [hb]:
+            t.cancel()
+        await asyncio.gather(*tasks, hb, return_exceptions=True)
+        self.hb.beat(self.counters(), feed=self.health(), stopped=True)
+        self.pub.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def run_feed(settings: Settings, venue: Venue, actor: str) -> None:
+    import uvloop
+    uvloop.run(Feed(settings, venue, actor).run())

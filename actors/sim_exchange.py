@@ -1,0 +1,28 @@
+"""The `sim` actor: the built-in exchange (actors/sim) on 127.0.0.1, generating a market or replaying
+a recording (REPLAY_DIR), until SIGTERM/SIGINT; then connections are closed gracefully."""
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from config.settings import Settings
+from ipc.state import Heartbeat, Registry
+
+
+def main(settings: Settings) -> None:
+    if settings.replay_dir:                 # serve a recording instead of generating a market
+        from actors.sim import replay
+        return replay.main(settings)
+    import uvloop
+
+    from actors.sim.server import serve
+    hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "sim")
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop=stop, heartbeat=hb.beat)
+
+    uvloop.run(_run())

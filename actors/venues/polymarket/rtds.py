@@ -1,0 +1,146 @@
+"""Polymarket RTDS (`wss://ws-live-data.polymarket.com`): the Chainlink BTC/USD price, pure parsers.
+
+`parse_frame(frame, ts_recv_ns)` returns `Decoded(kind, recs, symbol)` with `recs` a list of
+ipc.schema.CHAINLINK tuples. Sans-I/O: bytes in, tuples out.
+
+Invariants:
+- Subscribe with `subscribe_msg()`: `{"action":"subscribe","subscriptions":[{"topic":
+  "crypto_prices_chainlink","type":"*","filters":"{\\"symbol\\":\\"btc/usd\\"}"}]}` (the filter is
+  a JSON object encoded as a string; the docs' shape, and what many public clients send). Keep the
+  connection alive with the text frame `PING` every 5 s.
+- kinds: 'price' (an `update`: one record), 'snapshot' (the `subscribe` dump sent after
+  subscribing: one record per `payload.data[]` point, flagged FLAG_SNAPSHOT because they are
+  backfill, possibly overlapping what an earlier connection delivered), 'other' (valid JSON that is
+  not our topic/symbol: no records, the caller counts it; server-side filtering is not to be
+  trusted), 'control' (`PONG`, `PING`, empty frames). Anything else raises FrameError.
+- Records: ts_event_ns = payload.timestamp (the observation time, ms, on whole seconds) * 1e6;
+  ts_sent_ns = the message's top-level `timestamp` (send time, ms) * 1e6, 0 if absent;
+  price = int(full_accuracy_value) / 10**18 when it is an integer string (the Chainlink topic:
+  value scaled by 1e18; the division is correctly rounded), else float(value). On every captured
+  line the two are the same float (`value` is the float rendering of the same number).
+- Symbols are matched case-insensitively. A snapshot must name its symbol: the Chainlink and the
+  Binance sources use distinct symbol formats ("btc/usd" vs "btcusdt"), so a snapshot whose payload
+  symbol is ours is accepted under our topic or "crypto_prices" (one public client shows the
+  Chainlink dump tagged with the latter); one without a symbol is 'other'.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import orjson
+
+from ipc.schema import FLAG_SNAPSHOT
+
+from actors.venues.polymarket.clob import ms_timestamp
+
+__all__ = ["FrameError", "Decoded", "parse_frame", "subscribe_msg", "PING", "PING_INTERVAL_SEC", "TOPIC", "SYMBOL"]
+
+TOPIC = "crypto_prices_chainlink"
+SYMBOL = "btc/usd"
+PING = b"PING"
+PING_INTERVAL_SEC = 5
+
+_MS = 1_000_000
+_E18 = 10 ** 18
+_FRAME_SNIPPET = 200
+
+
+class FrameError(ValueError):
+    """A frame that cannot be decoded: not JSON, not an object, a missing or unparsable field."""
+
+
+class Decoded(NamedTuple):
+    kind: str          # 'price', 'snapshot', 'other', 'control'
+    recs: list         # CHAINLINK tuples (empty unless price/snapshot)
+    symbol: str        # payload symbol ('' when none)
+
+
+def subscribe_msg(symbol: str = SYMBOL, topic: str = TOPIC) -> bytes:
+    filters = orjson.dumps({"symbol": symbol}).decode()
+    return orjson.dumps({"action": "subscribe",
+                         "subscriptions": [{"topic": topic, "type": "*", "filters": filters}]})
+
+
+def _fail(why: str, frame: bytes | str) -> FrameError:
+    return FrameError(f"{why}: {frame[:_FRAME_SNIPPET]!r}")
+
+
+def _ms(v: object) -> int:
+    # RTDS sends ms as JSON numbers, occasionally as integral floats
+    return ms_timestamp(int(v) if type(v) is float and v.is_integer() else v)
+
+
+def _price(p: dict) -> float:
+    fav = p.get("full_accuracy_value")
+    if type(fav) is str and fav.isascii() and fav.isdigit():
+        x = int(fav) / _E18
+    else:
+        v = p["value"]
+        if type(v) not in (int, float, str):
+            raise ValueError(f"value {v!r}")
+        x = float(v)
+    if not (math.isfinite(x) and x > 0.0):
+        raise ValueError(f"price {x!r}")
+    return x
+
+
+def _point(d: object) -> tuple[int, float]:
+    if type(d) is not dict:
+        raise TypeError("snapshot point is not an object")
+    return _ms(d["timestamp"]), _price(d)
+
+
+_OTHER = Decoded("other", [], "")
+_CONTROL = Decoded("control", [], "")
+
+
+def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
+                topic: str = TOPIC) -> Decoded:
+    """Decode one RTDS frame; records only for `topic`/`symbol`. FrameError if malformed."""
+    if isinstance(frame, str):
+        body: bytes | str = frame.strip()
+        if body in ("", "PONG", "PING"):
+            return _CONTROL
+    elif isinstance(frame, (bytes, bytearray, memoryview)):
+        body = bytes(frame).strip()
+        if body in (b"", b"PONG", b"PING"):
+            return _CONTROL
+    else:
+        raise FrameError(f"frame is {type(frame).__name__}, not bytes or str")
+    try:
+        msg = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _fail(f"not JSON ({exc})", frame) from None
+    if type(msg) is not dict:
+        raise _fail("not a JSON object", frame)
+
+    typ = msg.get("type")
+    t = msg.get("topic")
+    payload = msg.get("payload")
+    if type(payload) is not dict or typ not in ("update", "subscribe"):
+        return _OTHER        # acks, errors, other message types: nothing to record
+    sym = payload.get("symbol")
+    sym = sym if type(sym) is str else ""
+    want = symbol.lower()
+    try:
+        sent = msg.get("timestamp")
+        ts_sent_ns = 0 if sent is None else _ms(sent) * _MS
+        if typ == "update":
+            if t != topic or sym.lower() != want:
+                return Decoded("other", [], sym)
+            obs = _ms(payload["timestamp"])
+            return Decoded("price", [(obs * _MS, ts_recv_ns, 0, ts_sent_ns, _price(payload))], sym)
+        # typ == "subscribe": the dump after subscribing
+        if sym.lower() != want or t not in (topic, "crypto_prices"):
+            return Decoded("other", [], sym)
+        data = payload["data"]
+        if type(data) is not list:
+            raise TypeError("payload.data is not a list")
+        recs = [(obs * _MS, ts_recv_ns, FLAG_SNAPSHOT, ts_sent_ns, px)
+                for obs, px in map(_point, data)]
+        return Decoded("snapshot", recs, sym)
+    except KeyError as exc:
+        raise _fail(f"{t}/{typ}: missing field {exc}", frame) from None
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise _fail(f"{t}/{typ}: bad field ({exc})", frame) from None
