@@ -8,7 +8,11 @@ Invariants:
 - gap records are counted (quality) and never enter a computation; lapped readers count overruns;
 - an explicit anchor (POST /control/anchor/reset) is kept in the shm block `anchor`, so a restarted
   compute keeps it; without one, CVD and VWAP anchor at 00:00 UTC;
-- no feature math lives here: it is in actors/features; this module only wires and schedules.
+- no feature math lives here: it is in actors/features; this module only wires and schedules;
+- venues play roles given as data (`ComputePlan`, built once from ipc.names): which venues carry
+  trades and quotes, which one is primary (quality's BAD, the edge engine's price, the anchor
+  shown), which two are the basis legs and which one has the mark price and liquidations; no code
+  here names a venue.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import logging
 import signal
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -36,9 +41,11 @@ from actors.features.basis import Basis
 from actors.features.bias import Bias
 from actors.features.book import top_of_book
 from actors.features.depth import BookImbalance
+from actors.features.docs import BarsDoc, FeaturesDoc, QualityDoc
 from actors.features.flow import Cvd
 from actors.features.impulse import Impulse
 from actors.features.liquidations import Liquidations
+from actors.features.quality import QualityParams, StreamInput, VenueInput, assess
 from actors.features.rvol import Rvol
 from actors.features.volatility import Volatility
 from actors.features.vwap import AnchoredVwap
@@ -46,10 +53,29 @@ from actors.obs.histogram import TICK_DURATION_BOUNDS_MS, Histogram
 
 log = logging.getLogger("compute")
 
-TRADE_VENUES = ("futures", "spot")
 KEEP_CLOSED_BARS = 120
-GAP_MEMORY_NS = 30 * 1_000_000_000     # a gap keeps quality DEGRADED this long
 TICK_STATS = 4096
+ANCHOR_BLOCK_BYTES = 4096
+QUALITY_REPUBLISH_NS = 1_000_000_000   # an unchanged quality is republished this often
+HEARTBEAT_EVERY_NS = 500_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComputePlan:
+    """The role of each venue in compute (module docstring)."""
+    trade_venues: tuple[str, ...]      # rings trade/quote/depth: bars, CVD, VWAP, book, ...
+    primary: str                       # quality BAD, edge engine input, anchor shown
+    basis_legs: tuple[str, str]        # (perpetual leg, spot leg) of the basis
+    mark_source: str                   # rings mark and liquidation
+
+    def __post_init__(self):
+        if self.primary not in self.trade_venues or not set(self.basis_legs) <= set(self.trade_venues):
+            raise ValueError(f"plan names a venue it does not read: {self}")
+
+    @classmethod
+    def default(cls) -> "ComputePlan":
+        return cls(trade_venues=names.BINANCE_VENUES, primary=names.FUTURES,
+                   basis_legs=(names.FUTURES, names.SPOT), mark_source=names.FUTURES)
 
 
 def _gap_split(recs: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -70,11 +96,11 @@ class VenueState:
                                      DTYPES[kind], from_oldest=from_oldest)
         self.trades_r, self.quotes_r, self.depth_r = mk("trade"), mk("quote"), mk("depth")
         grace = s.bar_late_grace_ms * 1_000_000
-        self.bars = {tf: BarBuilder(tf, venue, grace) for tf in names.BAR_TFS}
+        self.bars = {tf: BarBuilder(tf, venue, grace_ns=grace) for tf in names.BAR_TFS}
         self.closed = {tf: deque(maxlen=KEEP_CLOSED_BARS) for tf in names.BAR_TFS}
-        self.rvol = {tf: Rvol.from_settings(s, tf, venue) for tf in names.BAR_TFS}
-        self.cvd = Cvd(anchor_ns)
-        self.vwap = AnchoredVwap(anchor_ns)
+        self.rvol = {tf: Rvol.from_settings(s, tf, venue=venue) for tf in names.BAR_TFS}
+        self.cvd = Cvd(anchor_ns=anchor_ns)
+        self.vwap = AnchoredVwap(anchor_ns=anchor_ns)
         self.vol = Volatility.from_settings(s)
         self.impulse = Impulse.from_settings(s)
         self.imbalance = BookImbalance.from_settings(s)
@@ -153,27 +179,19 @@ class VenueState:
         out["clock_offset_ms"] = self.latency_ns / 1e6 if self.latency_ns is not None else None
         return out
 
-    def quality(self, now_ns: int, stale_ns: int, max_skew_ns: int) -> list[str]:
-        reasons = []
-        for name, r, last in (("trade", self.trades_r, self.last_trade),
-                              ("quote", self.quotes_r, self.last_quote)):
-            if last is None:
-                reasons.append(f"{self.venue}.{name}: no data")
-            elif now_ns - int(last["ts_recv_ns"]) > stale_ns:
-                reasons.append(f"{self.venue}.{name}: stale {(now_ns - int(last['ts_recv_ns'])) / 1e9:.1f}s")
-            if r.overrun:
-                reasons.append(f"{self.venue}.{name}: {r.overrun} records overrun")
-        if self.last_gap_ns and now_ns - self.last_gap_ns < GAP_MEMORY_NS:
-            reasons.append(f"{self.venue}: gap {(now_ns - self.last_gap_ns) / 1e9:.0f}s ago")
-        if self.latency_ns is not None and abs(self.latency_ns) > max_skew_ns:
-            reasons.append(f"{self.venue}: clock skew {self.latency_ns / 1e6:+.0f} ms (receive − exchange time)")
-        return reasons
+    def quality_input(self) -> VenueInput:
+        """What quality needs of this venue (actors/features/quality.py)."""
+        streams = tuple(StreamInput(name, None if last is None else int(last["ts_recv_ns"]), r.overrun)
+                        for name, r, last in (("trade", self.trades_r, self.last_trade),
+                                              ("quote", self.quotes_r, self.last_quote)))
+        return VenueInput(self.venue, streams, self.last_gap_ns, self.latency_ns)
 
 
 class Compute:
     def __init__(self, s: Settings, pub: Publisher | None = None, registry: Registry | None = None,
-                 ctx: zmq.Context | None = None):
+                 ctx: zmq.Context | None = None, plan: ComputePlan | None = None):
         self.s = s
+        self.plan = plan = plan or ComputePlan.default()
         self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
         self.registry = registry or Registry(s.shm_dir, s.shm_prefix)
         # the first compute of a system takes the rings from their first record (the feeds may
@@ -181,15 +199,21 @@ class Compute:
         # a restarted one goes on from now, its bars up to the crash were published already
         first_start = "compute" not in self.registry.read_all()
         self.hb = Heartbeat(self.registry, "compute")
-        self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, names.ANCHOR_BLOCK, size=4096, writer=True)
+        self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, names.ANCHOR_BLOCK, size=ANCHOR_BLOCK_BYTES,
+                                       writer=True)
         anchor = (self.anchor_block.read() or {}).get("anchor_ns")
-        self.venues = {v: VenueState(s, v, anchor, first_start) for v in TRADE_VENUES}
+        self.venues = {v: VenueState(s, v, anchor, first_start) for v in plan.trade_venues}
+        self.primary = self.venues[plan.primary]
+        self.others = tuple(vs for v, vs in self.venues.items() if v != plan.primary)
         mk = lambda venue, kind: RingReader(s.shm_dir, names.venue_ring(venue, kind).name(s.shm_prefix, s.symbol),
                                             DTYPES[kind], from_oldest=first_start)
-        self.mark_r, self.liq_r = mk("futures", "mark"), mk("futures", "liquidation")
+        self.mark_r, self.liq_r = mk(plan.mark_source, "mark"), mk(plan.mark_source, "liquidation")
         self.kline_r = {tf: RingReader(s.shm_dir, names.context_kline_ring(tf).name(s.shm_prefix, s.symbol),
                                        KLINE, from_oldest=True) for tf in s.context_tfs}
         self.basis = Basis.from_settings(s)
+        perp_leg, spot_leg = plan.basis_legs
+        self.basis_update = {perp_leg: self.basis.update_futures, spot_leg: self.basis.update_spot}
+        self.quality_params = QualityParams.from_settings(s)
         self.liqs = Liquidations.from_settings(s, clock.now_ns())
         self.bias = Bias.from_settings(s)
         self.blocks = {name: StateBlock(s.shm_dir, s.shm_prefix, name, writer=True)
@@ -219,46 +243,39 @@ class Compute:
             for bar in closed:
                 self.pub.publish(bar_topic(bar["tf"], vs.venue, self.s.symbol), dict(bar))
                 self.bars_published += 1
-            (self.basis.update_futures if vs.venue == "futures" else self.basis.update_spot)(quotes)
+            leg = self.basis_update.get(vs.venue)
+            if leg is not None:
+                leg(quotes)
         self.basis.update_mark(_gap_split(self.mark_r.read())[0])
         self.liqs.update(_gap_split(self.liq_r.read())[0])
         for r in self.kline_r.values():
             self.bias.update(_gap_split(r.read())[0])
         active = {v: vs for v, vs in self.venues.items() if vs.active()}
         quality = self._quality_doc(now_ns)
-        feats = {"symbol": self.s.symbol, "ts_ns": now_ns, "tick": self.ticks,
-                 "venues": {v: vs.features(now_ns) for v, vs in active.items()},
-                 "basis": self.basis.snapshot(now_ns), "liquidations": self.liqs.snapshot(now_ns),
-                 "bias": self.bias.snapshot(now_ns),
-                 "anchor": {"anchor_ns": self.venues["futures"].cvd.anchor_ns,
-                            "explicit": self.venues["futures"].cvd.explicit},
-                 "quality": {"mode": quality["mode"], "reasons": quality["reasons"]}}
-        self.blocks["features"].write(feats)
+        feats: FeaturesDoc = {
+            "symbol": self.s.symbol, "ts_ns": now_ns, "tick": self.ticks,
+            "venues": {v: vs.features(now_ns) for v, vs in active.items()},
+            "basis": self.basis.snapshot(now_ns), "liquidations": self.liqs.snapshot(now_ns),
+            "bias": self.bias.snapshot(now_ns),
+            "anchor": {"anchor_ns": self.primary.cvd.anchor_ns, "explicit": self.primary.cvd.explicit},
+            "quality": {"mode": quality["mode"], "reasons": quality["reasons"]}}
+        self.blocks[names.FEATURES_BLOCK].write(feats)
         self.pub.publish(self.features_topic, feats)
-        self.blocks["bars"].write({"symbol": self.s.symbol, "ts_ns": now_ns, "venues": {
+        bars: BarsDoc = {"symbol": self.s.symbol, "ts_ns": now_ns, "venues": {
             v: {tf: {"current": vs.bars[tf].snapshot(), "closed": list(vs.closed[tf])}
-                for tf in names.BAR_TFS} for v, vs in active.items()}})
+                for tf in names.BAR_TFS} for v, vs in active.items()}}
+        self.blocks[names.BARS_BLOCK].write(bars)
         self._publish_quality(quality, now_ns)
-        edge = self.edge.step(now_ns, feats["venues"].get("futures"), quality["mode"],
+        edge = self.edge.step(now_ns, feats["venues"].get(self.plan.primary), quality["mode"],
                               feats["bias"].get("score"))
-        self.blocks["edge"].write(edge)
+        self.blocks[names.EDGE_BLOCK].write(edge)
         self.pub.publish(self.edge_topic, edge)
         self.ticks += 1
 
     def _quality_doc(self, now_ns: int) -> dict:
-        stale_ns = int(self.s.health_data_stale_sec * 1e9)
-        skew_ns = int(self.s.quality_max_skew_ms * 1e6)
-        fut = self.venues["futures"]
-        reasons = fut.quality(now_ns, stale_ns, skew_ns)
-        for v, vs in self.venues.items():
-            if v != "futures" and vs.active():
-                reasons += vs.quality(now_ns, stale_ns, skew_ns)
-        if self.overruns and self.ticks and self.overruns / self.ticks > 0.01:
-            reasons.append(f"compute: {self.overruns} tick overruns")
-        bad = fut.last_trade is None and fut.last_quote is None or any(
-            "no data" in r or "stale" in r for r in reasons if r.startswith("futures."))
-        mode = "BAD" if bad else ("DEGRADED" if reasons else "OK")
-        return {"mode": mode, "reasons": reasons, "tick_overruns": self.overruns}
+        q = assess(now_ns, self.primary.quality_input(), [vs.quality_input() for vs in self.others],
+                   self.overruns, self.ticks, self.quality_params)
+        return {"mode": q.mode, "reasons": q.reasons, "tick_overruns": self.overruns}
 
     def _actor_health(self) -> dict:
         """Every actor's heartbeat, in short, for the `state` topic (wall clock: liveness)."""
@@ -274,9 +291,9 @@ class Compute:
     def _publish_quality(self, q: dict, now_ns: int) -> None:
         changed = self._quality is None or (q["mode"], q["reasons"]) != (
             self._quality["mode"], self._quality["reasons"])
-        if changed or now_ns - self._quality_pub_ns >= 1_000_000_000:
-            doc = {**q, "ts_ns": now_ns, "changed": changed}
-            self.blocks["quality"].write(doc)
+        if changed or now_ns - self._quality_pub_ns >= QUALITY_REPUBLISH_NS:
+            doc: QualityDoc = {**q, "ts_ns": now_ns, "changed": changed}
+            self.blocks[names.QUALITY_BLOCK].write(doc)
             self.pub.publish(STATE_TOPIC, {**doc, "actors": self._actor_health()})
             self._quality, self._quality_pub_ns = q, now_ns
 
@@ -330,9 +347,10 @@ class Compute:
         out = {}
         for v, vs in self.venues.items():
             out[f"{v}.trade"], out[f"{v}.quote"] = vs.trades_r.overrun, vs.quotes_r.overrun
-        out["futures.mark"], out["futures.liquidation"] = self.mark_r.overrun, self.liq_r.overrun
+        mark = self.plan.mark_source
+        out[f"{mark}.mark"], out[f"{mark}.liquidation"] = self.mark_r.overrun, self.liq_r.overrun
         for tf, r in self.kline_r.items():
-            out[f"context.kline_{tf}"] = r.overrun
+            out[f"{names.CONTEXT}.{names.context_kline_ring(tf).stream}"] = r.overrun
         return out
 
     def report(self) -> dict:
@@ -363,7 +381,7 @@ class Compute:
                 deadline += missed * period
             if end >= next_beat:
                 self.hb.beat(self.counters(), **self.report())
-                next_beat = end + 500_000_000
+                next_beat = end + HEARTBEAT_EVERY_NS
         self.hb.beat(self.counters(), stopped=True, **self.report())
         self.control.close(0)
         self.pub.close()

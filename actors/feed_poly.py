@@ -5,18 +5,24 @@ its length); the CLOB market WebSocket carries the books; the feed writes the to
 update to the ring `<prefix>.BTCUPDOWN.poly.book` and `tick.poly.book.{UP,DOWN}`, trades to
 `...poly.trade` and `tick.poly.trade.{UP,DOWN}`, and a window change to `tick.poly.market`.
 
+The connection is the one feed shell's (actors.feed.shell: reconnect, backoff, keepalive, health);
+the book state machine is the pure actors.venues.polymarket.session. This module is the venue
+adapter between them, plus the I/O: Gamma over httpx, REST reconciliation, the `polymarket` state
+block, and the wiring.
+
 Invariants:
 - every record carries its window's start: a book of one window is never written as another's;
   only the current window's books are written, the next window's are kept warm in memory;
-- the next window is resolved and subscribed before the current one ends, so the switch at the
-  boundary needs no connection and publishes `tick.poly.market` with the new window at once;
+- the next window is resolved and subscribed before the current one ends (on the live
+  connection), so the switch at the boundary needs no connection and publishes `tick.poly.market`
+  with the new window at once;
 - a book is rebuilt only from `book` snapshots and `price_change` deltas; after a
   `tick_size_change` it is unusable (a gap record says so) until a fresh snapshot;
 - a book whose WebSocket stream said nothing for POLYMARKET_STALE_THRESHOLD_SEC is stale; REST
   `/book` is compared every POLYMARKET_RECONCILE_SEC and replaces a book that differs from a newer
   snapshot (the WebSocket hash is unreliable and never used), but a REST correction does not make
-  a silent stream fresh; a connection silent for 2.5 ping intervals
-  (PONGs included) is replaced and resubscribed;
+  a silent stream fresh; a connection silent for 2.5 ping intervals (PONGs included), or with a
+  subscribed asset whose snapshot has not come in SNAPSHOT_WAIT_SEC, is replaced and resubscribed;
 - the price to beat is Gamma's when it has one, else the Chainlink price at the window start
   (state block `chainlink`, written by feed_chainlink).
 """
@@ -25,79 +31,112 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
-import time
 
 import httpx
 
 from config.logging import LogOnce
 from config.settings import Settings
 from ipc import clock
-from ipc.bus import Publisher
-from ipc.framering import FrameTap
-from ipc.ring import RingWriter
 from ipc import names
-from ipc.schema import FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK, POLY_TRADE
-from ipc.state import Heartbeat, Registry, StateBlock
+from ipc.bus import Publisher
+from ipc.schema import POLY_BOOK, POLY_TRADE
+from ipc.state import Registry, StateBlock
 
-from actors.feed import wsclient
-from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
+from actors.feed.shell import Feed
+from actors.venues.envelope import ConnPlan, Decoded
 from actors.venues.polymarket import gamma, clob as polymarket
-from actors.venues.polymarket.book import OrderBook
+from actors.venues.polymarket.session import Session
 
 log = logging.getLogger("feed_poly")
 
 SILENCE_SEC = 2.5 * polymarket.PING_INTERVAL_SEC
-SNAPSHOT_WAIT_SEC = 10.0
-
-
-class TokenBook:
-    def __init__(self, window: gamma.WindowInfo, token: int):
-        self.window, self.token = window, token
-        self.book = OrderBook()
-        self.has_snapshot = False
-        self.update_id = 0
-        self.last_update_ns = 0     # any change (WebSocket or a REST correction)
-        self.last_ws_ns = 0         # the stream's last word on this book: staleness follows it
-        self.last_event_ns = 0
-        self.last_trade: float | None = None
-        self.subscribed_at = 0.0
+STREAMS = {"book": names.POLY_BOOK_RING, "trade": names.POLY_TRADE_RING}   # stream -> its ring
+_BOOK, _TRADE = Decoded("poly_book", "book", ()), Decoded("poly_trade", "trade", ())
+_CONTROL = Decoded("control", "", ())
+_LEVEL_FIELDS = (("bid_px", "n_bids"), ("bid_sz", "n_bids"), ("ask_px", "n_asks"), ("ask_sz", "n_asks"))
 
 
 class PolyFeed:
+    """The Polymarket venue of the feed shell (the Venue protocol) and the actor's I/O tasks."""
+
+    VENUE = names.POLY
+    KEEPALIVE = (float(polymarket.PING_INTERVAL_SEC), polymarket.PING)
+    ROTATE = False                 # the books are state: reconnect and resubscribe, never overlap
+
     def __init__(self, s: Settings, pub: Publisher | None = None, registry: Registry | None = None):
         self.s = s
-        self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
-        self.hb = Heartbeat(registry or Registry(s.shm_dir, s.shm_prefix), "feed_poly")
-        self.book_ring = RingWriter(s.shm_dir, names.POLY_BOOK_RING.name(s.shm_prefix, s.symbol), POLY_BOOK,
-                                    s.ring_capacity)
-        self.trade_ring = RingWriter(s.shm_dir, names.POLY_TRADE_RING.name(s.shm_prefix, s.symbol), POLY_TRADE,
-                                     s.ring_capacity)
+        self.series = s.polymarket_window              # gamma.SERIES key: names the slug prefix
+        self.session = Session(s.polymarket_window_sec, s.topn, s.polymarket_stale_threshold_sec,
+                               self._write)
+        self.lookup_errors: dict[int, str] = {}
+        self.c = dict.fromkeys(("reconcile_errors", "gamma_lookups", "gamma_errors", "rest_responses"), 0)
+        self._log_once = LogOnce(log)
+        self.feed = Feed(s, self, "feed_poly", publisher=pub, registry=registry)
+        self.pub = self.feed.pub
         self.state = StateBlock(s.shm_dir, s.shm_prefix, names.POLYMARKET_BLOCK, writer=True)
         self.chainlink = StateBlock(s.shm_dir, s.shm_prefix, names.CHAINLINK_BLOCK)
-        self.series = s.polymarket_window              # gamma.SERIES key: names the slug prefix
-        self.windows: dict[int, gamma.WindowInfo] = {}        # start_s -> market
-        self.lookup_errors: dict[int, str] = {}
-        self.books: dict[str, TokenBook] = {}                  # asset id -> book
-        self.current: gamma.WindowInfo | None = None
-        self.ws: wsclient.FastWebSocket | None = None
-        self.subscribed: set[str] = set()
-        self.last_frame_ns = 0
-        self.c = {k: 0 for k in ("frames", "books", "changes", "trades", "tick_size_changes",
-                                 "best_mismatch", "unknown", "parse_errors", "other_assets", "reconnects",
-                                 "rollovers", "reconciled", "reconcile_checks", "reconcile_errors",
-                                 "gamma_lookups", "gamma_errors", "records", "rest_responses")}
-        self._log_once = LogOnce(log)
-        self._stop = asyncio.Event()
-        self.age = Histogram(DATA_AGE_BOUNDS_MS)
-        self.tap = FrameTap.from_settings(s, names.venue_symbol(names.POLY, s.symbol), names.POLY)
+        self.tap = self.feed.on_frame
         hooks = {"response": [self._tap_response]} if self.tap is not None else {}
         self.http = httpx.AsyncClient(timeout=10.0, event_hooks=hooks)
 
-    def counters(self) -> dict:
-        return {**self.c, "published": self.pub.sent, "publish_dropped": self.pub.dropped,
-                **(self.tap.counters() if self.tap is not None else {})}
+    # --- the Venue protocol (actors.feed.shell) ----------------------------------------------
+    def plan(self, s: Settings) -> list[ConnPlan]:
+        # "market": the recorder's connection name, which replay routes to /ws/market
+        return [ConnPlan("market", s.polymarket_clob_ws, tuple(STREAMS), stale_sec=SILENCE_SEC)]
 
+    def stream_kind(self, stream: str) -> str | None:
+        ring = STREAMS.get(stream)
+        return ring.kind if ring else None
+
+    def max_silence_sec(self, stream: str, s: Settings) -> float | None:
+        return s.polymarket_stale_threshold_sec if stream == "book" else None
+
+    def parse_frame(self, frame: bytes, ts_recv_ns: int) -> Decoded:
+        """Decode (FrameError if malformed) and apply; the session writes the records."""
+        msgs = polymarket.parse_frame(frame, ts_recv_ns)
+        self.session.on_msgs(msgs, ts_recv_ns)
+        kinds = {m.kind for m in msgs}
+        if kinds <= _CONTROL_KINDS:                    # PONG (or an empty frame)
+            return _CONTROL
+        return _TRADE if kinds == _TRADE_KINDS else _BOOK
+
+    def poll(self, conn: str, fresh: bool, now_ns: int) -> tuple[list[bytes] | None, str | None]:
+        if fresh and not self.session.wanted_assets(clock.now_s()):
+            return None, None                          # nothing to subscribe: do not connect yet
+        new = self.session.subscriptions(fresh, clock.now_s(), now_ns)
+        late = [] if fresh else self.session.late(now_ns)
+        # the venue did not answer a later subscribe (or dropped a book): start over
+        restart = f"no snapshot for {len(late)} subscribed assets" if late else None
+        return ([polymarket.subscribe_msg(new)] if new else []), restart
+
+    def on_gap(self, streams: list[str], reason: str) -> None:
+        if reason != "restart":          # after a restart there is no book to invalidate yet
+            self.session.disconnected(clock.now_ns())
+
+    def tick(self, kind: str, rec: tuple) -> tuple[bytes, dict]:
+        """Polymarket publishes per outcome token; a book message carries only the levels in use."""
+        if kind == POLY_BOOK_KIND:
+            doc = dict(zip(POLY_BOOK.names, rec))
+            for k, n in _LEVEL_FIELDS:
+                doc[k] = doc[k][:doc[n]]
+            return _BOOK_TOPICS[doc["token"]], doc
+        doc = dict(zip(POLY_TRADE.names, rec))
+        return _TRADE_TOPICS[doc["token"]], doc
+
+    def counters(self) -> dict:
+        return {**self.session.c, **self.c}
+
+    def health(self) -> dict:
+        books = self.session.book_state(clock.now_ns())
+        return {"books": {k: {x: v.get(x) for x in ("valid", "stale", "age_s", "best_bid", "best_ask")}
+                          for k, v in books.items()},
+                "window": self.session.current.slug if self.session.current else None,
+                "lookup_errors": {str(k): v for k, v in self.lookup_errors.items()}}
+
+    def _write(self, stream: str, rec: tuple, observe_age: bool) -> None:
+        self.feed.write(stream, rec, observe_age)
+
+    # --- Gamma --------------------------------------------------------------------------------
     async def _tap_response(self, r: httpx.Response) -> None:
         """Records a REST answer (Gamma, CLOB book) for replay: `meta` is '<service> <status> <path?query>'."""
         await r.aread()
@@ -107,14 +146,6 @@ class PolyFeed:
             if url.startswith(base):
                 self.tap("rest", service, r.content, clock.now_ns(), f"{service} {r.status_code} {url[len(base):]}")
                 return
-
-    # --- windows ------------------------------------------------------------------------------
-    def now_s(self) -> float:
-        return clock.now_s()
-
-    def wanted(self) -> list[int]:
-        cur = gamma.window_start(self.now_s(), self.s.polymarket_window_sec)
-        return [cur, cur + self.s.polymarket_window_sec]
 
     async def resolve(self, start_s: int) -> gamma.WindowInfo | None:
         url = self.s.polymarket_gamma_url + gamma.markets_path(gamma.slug(self.series, start_s))
@@ -129,44 +160,26 @@ class PolyFeed:
             self._log_once(f"gamma:{start_s}", "window %s not resolved: %s", start_s, exc)
             return None
         self.lookup_errors.pop(start_s, None)
-        self.windows[start_s] = info
-        for token, asset in enumerate((info.up_token, info.down_token)):
-            self.books.setdefault(asset, TokenBook(info, token))
+        self.session.add_window(info)
         return info
 
     async def resolver(self) -> None:
         attempt = 0
-        while not self._stop.is_set():
-            missing = [w for w in self.wanted() if w not in self.windows]
+        while True:
+            missing = [w for w in self.session.wanted(clock.now_s()) if w not in self.session.windows]
             # re-ask Gamma for the current window until it publishes the price to beat
-            cur = self.current
+            cur = self.session.current
             if cur is not None and cur.price_to_beat is None and random.random() < 0.2:
                 missing.append(cur.start_s)
             ok = True
             for w in missing:
                 ok &= (await self.resolve(w)) is not None
             attempt = 0 if ok else attempt + 1
-            await self._sleep(1.0 if ok else min(30.0, 0.5 * 2 ** attempt))
+            await asyncio.sleep(1.0 if ok else min(30.0, 0.5 * 2 ** attempt))
 
-    def roll(self) -> None:
-        """Make the window that contains now current (at most once per window)."""
-        start = gamma.window_start(self.now_s(), self.s.polymarket_window_sec)
-        info = self.windows.get(start)
-        if info is None or (self.current is not None and self.current.start_s == start):
-            return
-        self.current = info
-        self.c["rollovers"] += 1
-        for asset in [a for a, b in self.books.items() if b.window.end_s <= start]:
-            del self.books[asset]                       # a finished window's books are gone
-        self.pub.publish(names.POLY_MARKET_TOPIC, self.market_doc())
-        log.info("window %s (%s) is current", info.slug, info.condition_id)
-        for asset in (info.up_token, info.down_token):
-            b = self.books.get(asset)
-            if b is not None and b.has_snapshot:
-                self.emit(asset, b, FLAG_SNAPSHOT)
-
+    # --- windows ------------------------------------------------------------------------------
     def price_to_beat(self) -> tuple[float | None, str]:
-        cur = self.current
+        cur = self.session.current
         if cur is None:
             return None, "no window"
         if cur.price_to_beat is not None:
@@ -176,197 +189,27 @@ class PolyFeed:
         return (w["price"], "chainlink") if w else (None, "not known yet")
 
     def market_doc(self) -> dict:
-        w = self.current
-        ptb, src = self.price_to_beat()
-        return {"window_start_ns": w.start_ns, "window_end_ns": w.end_ns, "start_s": w.start_s,
-                "end_s": w.end_s, "active": w.active, "closed": w.closed,
-                "accepting_orders": w.accepting_orders, "slug": w.slug,
-                "condition_id": w.condition_id, "up_token": w.up_token, "down_token": w.down_token,
-                "fee_rate": w.fee.rate, "fee_exponent": w.fee.exponent, "tick_size": w.tick_size,
-                "min_size": w.min_size, "twap_enabled": w.twap_enabled,
-                "twap_lookback_sec": w.twap_lookback_sec, "resolution_source": w.resolution_source,
-                "price_to_beat": ptb, "price_to_beat_source": src}
+        return self.session.market_doc(*self.price_to_beat())
 
-    # --- messages -------------------------------------------------------------------------------
-    def on_frames(self, frames: list[bytes], ts_recv_ns: int) -> None:
-        self.last_frame_ns = ts_recv_ns
-        tap = self.tap
-        for frame in frames:
-            self.c["frames"] += 1
-            try:
-                msgs = polymarket.parse_frame(frame, ts_recv_ns)
-            except ValueError as exc:
-                if tap is not None:
-                    tap("market", "_malformed", frame, ts_recv_ns)
-                self.c["parse_errors"] += 1
-                self._log_once("parse", "bad frame: %s; frame=%r", exc, frame[:200])
-                continue
-            if tap is not None:
-                tap("market", "market", frame, ts_recv_ns)
-            for m in msgs:
-                self.on_msg(m)
-
-    def on_msg(self, m) -> None:
-        kind = m.kind
-        if kind == "book":
-            b = self.books.get(m.asset_id)
-            if b is None:
-                self.c["other_assets"] += 1
-                return
-            b.book.apply_snapshot(m.bids, m.asks, m.timestamp_ms, m.tick_size)
-            b.has_snapshot = True
-            if m.last_trade_price is not None:
-                b.last_trade = m.last_trade_price
-            self.c["books"] += 1
-            self.touch(m.asset_id, b, m.timestamp_ms, FLAG_SNAPSHOT)
-        elif kind == "price_change":
-            touched = {}
-            for ch in m.changes:
-                b = self.books.get(ch.asset_id)
-                if b is None or not b.has_snapshot:
-                    self.c["other_assets" if b is None else "changes"] += 1
-                    continue
-                b.book.apply_change(ch.side, ch.price, ch.size)
-                self.c["changes"] += 1
-                touched[ch.asset_id] = (b, ch)
-            for asset, (b, ch) in touched.items():
-                if (ch.best_bid is not None or ch.best_ask is not None) and not b.book.check_best(
-                        ch.best_bid, ch.best_ask):
-                    self.c["best_mismatch"] += 1
-                self.touch(asset, b, m.timestamp_ms, 0)
-        elif kind == "last_trade_price":
-            b = self.books.get(m.asset_id)
-            if b is None:
-                self.c["other_assets"] += 1
-                return
-            b.last_trade = m.price
-            self.c["trades"] += 1
-            if self.is_current(b):
-                rec = polymarket.trade_record(m, b.token, b.window.start_ns)
-                self.trade_ring.append(rec)
-                self.pub.publish(names.POLY_TRADE_RING.token_topic(b.token), dict(zip(POLY_TRADE.names, rec)))
-        elif kind == "tick_size_change":
-            b = self.books.get(m.asset_id)
-            if b is not None:
-                b.book.invalidate("tick_size_change", m.new_tick_size)
-                b.has_snapshot = False
-                b.subscribed_at = time.monotonic()      # the venue resends the book: wait from now
-                self.c["tick_size_changes"] += 1
-                self.touch(m.asset_id, b, m.timestamp_ms, FLAG_GAP)
-        elif kind == "best_bid_ask":
-            b = self.books.get(m.asset_id)
-            if b is not None and b.has_snapshot and not b.book.check_best(m.best_bid, m.best_ask):
-                self.c["best_mismatch"] += 1
-        elif kind in ("pong", "ping", "new_market", "market_resolved"):
-            pass
-        else:
-            self.c["unknown"] += 1
-
-    def is_current(self, b: TokenBook) -> bool:
-        return self.current is not None and b.window.start_s == self.current.start_s
-
-    def touch(self, asset: str, b: TokenBook, ts_ms: int, flags: int, ws: bool = True) -> None:
-        b.update_id += 1
-        b.last_update_ns = clock.now_ns()
-        if ws:
-            b.last_ws_ns = b.last_update_ns
-            if ts_ms > 0 and not flags & FLAG_GAP:   # data age: receive − venue time (WS data only)
-                self.age.observe_ns(b.last_update_ns - ts_ms * 1_000_000)
-        b.last_event_ns = ts_ms * 1_000_000
-        if self.is_current(b):
-            self.emit(asset, b, flags)
-
-    def emit(self, asset: str, b: TokenBook, flags: int) -> None:
-        rec = b.book.record(b.token, b.window.start_ns, b.update_id, b.last_event_ns, clock.now_ns(),
-                            b.last_trade, n=self.s.topn, flags=flags)
-        self.book_ring.append(rec)
-        self.c["records"] += 1
-        doc = dict(zip(POLY_BOOK.names, rec))
-        n_b, n_a = doc["n_bids"], doc["n_asks"]
-        for k, n in (("bid_px", n_b), ("bid_sz", n_b), ("ask_px", n_a), ("ask_sz", n_a)):
-            doc[k] = doc[k][:n]
-        self.pub.publish(names.POLY_BOOK_RING.token_topic(b.token), doc)
-
-    # --- connection -----------------------------------------------------------------------------
-    def wanted_assets(self) -> list[str]:
-        out = []
-        for w in self.wanted():
-            info = self.windows.get(w)
+    async def roller(self) -> None:
+        """At each boundary the next window (already subscribed and warm) becomes current."""
+        while True:
+            info = self.session.roll(clock.now_s())
             if info is not None:
-                out += [info.up_token, info.down_token]
-        return out
+                self.pub.publish(names.POLY_MARKET_TOPIC, self.market_doc())
+                self.session.write_current(clock.now_ns())
+                log.info("window %s (%s) is current", info.slug, info.condition_id)
+            await asyncio.sleep(0.1)
 
-    async def connection(self) -> None:
-        attempt = 0
-        while not self._stop.is_set():
-            assets = self.wanted_assets()
-            if not assets:
-                await self._sleep(0.2)
-                continue
-            try:
-                self.ws = await wsclient.connect(self.s.polymarket_clob_ws, self.on_frames, open_timeout=10)
-            except (OSError, TimeoutError, wsclient.HandshakeRefused) as exc:
-                log.warning("CLOB WS connect failed: %s", exc)
-                await self._sleep(min(30.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                attempt += 1
-                continue
-            self.subscribed = set()
-            self.last_frame_ns = clock.now_ns()
-            opened = time.monotonic()
-            try:
-                await self.serve_connection()
-            except OSError as exc:
-                log.warning("CLOB WS ended: %s", exc)
-            finally:
-                await self.ws.close()
-                self.ws = None
-            if not self._stop.is_set():
-                self.c["reconnects"] += 1
-                for asset, b in self.books.items():      # data may be missing: say so, rebuild
-                    b.has_snapshot = False
-                    b.subscribed_at = time.monotonic()
-                    b.book.invalidate("reconnect")
-                    self.touch(asset, b, clock.now_ns() // 1_000_000, FLAG_GAP)
-                if time.monotonic() - opened > 60:
-                    attempt = 0                       # it was healthy for a while: retry fast
-                await self._sleep(min(30.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                attempt += 1
-
-    async def serve_connection(self) -> None:
-        next_ping = 0.0
-        while not self._stop.is_set():
-            if self.ws.closed.done():
-                self.ws.closed.result()
-            new = [a for a in self.wanted_assets() if a not in self.subscribed]
-            if new:
-                self.ws.send_text(polymarket.subscribe_msg(new))
-                now = time.monotonic()
-                for a in new:
-                    self.subscribed.add(a)
-                    self.books[a].subscribed_at = now
-            now = time.monotonic()
-            if now >= next_ping:
-                self.ws.send_text(polymarket.PING)
-                next_ping = now + polymarket.PING_INTERVAL_SEC
-            if clock.now_ns() - self.last_frame_ns > SILENCE_SEC * 1e9:
-                raise wsclient.WsClosed(None, f"silent for {SILENCE_SEC:.0f} s")
-            late = [a for a in self.subscribed if a in self.books and not self.books[a].has_snapshot
-                    and now - self.books[a].subscribed_at > SNAPSHOT_WAIT_SEC]
-            if late:
-                # the venue did not answer a later subscribe (or dropped a book): start over
-                raise wsclient.WsClosed(None, f"no snapshot for {len(late)} subscribed assets")
-            self.roll()
-            await self._sleep(0.1)
-
-    # --- reconciliation, state, heartbeat -------------------------------------------------------
+    # --- reconciliation, state ------------------------------------------------------------------
     async def reconciler(self) -> None:
-        while not self._stop.is_set():
-            await self._sleep(self.s.polymarket_reconcile_sec)
-            cur = self.current
+        while True:
+            await asyncio.sleep(self.s.polymarket_reconcile_sec)
+            cur = self.session.current
             if cur is None:
                 continue
             for asset in (cur.up_token, cur.down_token):
-                b = self.books.get(asset)
+                b = self.session.books.get(asset)
                 if b is None or not b.has_snapshot:
                     continue
                 try:
@@ -377,85 +220,28 @@ class PolyFeed:
                     self.c["reconcile_errors"] += 1
                     self._log_once("reconcile", "REST /book failed: %s", exc)
                     continue
-                self.c["reconcile_checks"] += 1
-                same = b.book.levels("bid") == [(p, s) for p, s in snap.bids] and \
-                    b.book.levels("ask") == [(p, s) for p, s in snap.asks]
-                if not same and snap.timestamp_ms * 1_000_000 >= b.last_event_ns:
-                    b.book.apply_snapshot(snap.bids, snap.asks, snap.timestamp_ms, snap.tick_size)
-                    self.c["reconciled"] += 1
-                    self.touch(asset, b, snap.timestamp_ms, FLAG_SNAPSHOT, ws=False)
-
-    def book_state(self, now_ns: int) -> dict:
-        out = {}
-        stale_ns = self.s.polymarket_stale_threshold_sec * 1e9
-        cur = self.current
-        for name, asset in (("UP", cur.up_token), ("DOWN", cur.down_token)) if cur else ():
-            b = self.books.get(asset)
-            if b is None:
-                out[name] = {"valid": False, "reason": "no book"}
-                continue
-            bb, ba = b.book.best_bid(), b.book.best_ask()
-            age = (now_ns - b.last_ws_ns) / 1e9 if b.last_ws_ns else None
-            out[name] = {"valid": b.has_snapshot, "best_bid": bb, "best_ask": ba,
-                         "mid": (bb + ba) / 2 if bb is not None and ba is not None else None,
-                         "last_trade": b.last_trade, "age_s": age, "update_id": b.update_id,
-                         "stale": age is None or age * 1e9 > stale_ns,
-                         "depth_bid_usd": b.book.depth_usd("bid", self.s.topn),
-                         "depth_ask_usd": b.book.depth_usd("ask", self.s.topn),
-                         "bids": b.book.levels("bid")[:self.s.topn], "asks": b.book.levels("ask")[:self.s.topn]}
-        return out
-
-    def health(self, now_ns: int) -> dict:
-        books = self.book_state(now_ns)
-        last = max((b.last_update_ns for b in self.books.values()), default=0)
-        return {"venue": names.POLY, "connections": {"clob": {
-                    "connected": self.ws is not None, "frames": self.c["frames"],
-                    "reconnects": self.c["reconnects"], "silent_streams": []}},
-                "streams": {"book": {"written": self.c["records"], "last_recv_ns": last,
-                                     "ring_count": self.book_ring.count,
-                                     "max_silence_s": self.s.polymarket_stale_threshold_sec,
-                                     **({"data_age": self.age.doc()} if self.age.count else {})}},
-                "books": {k: {x: v.get(x) for x in ("valid", "stale", "age_s", "best_bid", "best_ask")}
-                          for k, v in books.items()},
-                "window": self.current.slug if self.current else None,
-                "lookup_errors": {str(k): v for k, v in self.lookup_errors.items()}}
+                self.session.reconcile(asset, snap, clock.now_ns())
 
     async def reporter(self) -> None:
-        while not self._stop.is_set():
+        while True:
             now = clock.now_ns()
-            self.state.write({"ts_ns": now, "window": self.market_doc() if self.current else None,
-                              "books": self.book_state(now), "counters": self.c,
+            self.state.write({"ts_ns": now, "window": self.market_doc() if self.session.current else None,
+                              "books": self.session.book_state(now), "counters": self.feed.counters(),
                               "lookup_errors": {str(k): v for k, v in self.lookup_errors.items()}})
-            self.hb.beat(self.counters(), feed=self.health(now))
-            await self._sleep(0.5)
-
-    async def _sleep(self, sec: float) -> None:
-        try:
-            await asyncio.wait_for(self._stop.wait(), sec)
-        except TimeoutError:
-            pass
+            await asyncio.sleep(0.5)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
-        tasks = [asyncio.create_task(t) for t in (self.resolver(), self.connection(), self.reconciler(),
-                                                  self.reporter())]
-        stop = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not stop and t.exception() is not None]
-        for t in tasks + [stop]:
-            t.cancel()
-        for t in failed:          # a bug, not a venue fault: say so and let supervisord restart us
-            log.error("feed_poly task failed", exc_info=t.exception())
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.ws is not None:
-            await self.ws.close()
-        await self.http.aclose()
-        self.hb.beat(self.counters(), stopped=True)
-        self.pub.close()
-        if failed:
-            raise SystemExit(1)
+        try:
+            await self.feed.run((self.resolver(), self.roller(), self.reconciler(), self.reporter()))
+        finally:
+            await self.http.aclose()
+
+
+POLY_BOOK_KIND = names.POLY_BOOK_RING.kind
+_CONTROL_KINDS = frozenset(("pong", "ping"))
+_TRADE_KINDS = {"last_trade_price"}
+_BOOK_TOPICS = tuple(names.POLY_BOOK_RING.token_topic(t).encode() for t in range(len(names.POLY_TOKENS)))
+_TRADE_TOPICS = tuple(names.POLY_TRADE_RING.token_topic(t).encode() for t in range(len(names.POLY_TOKENS)))
 
 
 def main(settings: Settings) -> None:

@@ -20,10 +20,11 @@ shares; cost = usd; the fee is already inside effective_cost):
 Settlement of every window announced on `tick.poly.market` (held or not, for calibration):
 - price to beat: the market's `price_to_beat`, else the edge docs' `fair.s0`, else the first
   Chainlink observation at or after the window start;
-- settlement price: the first Chainlink observation at or after the window end (point), or, if
-  `twap_enabled`, the mean of the observations in (end − twap_lookback_sec, end]; a window settles
-  once an observation at or after its end has arrived (and, for TWAP, only if our history covers
-  the whole lookback; otherwise it is dropped as unsettled);
+- settlement price and winner: the one rule of actors/decide/settlement.py (the observation at
+  the window end, else the last one before it; or, if `twap_enabled`, the mean of the observations
+  in (end − twap_lookback_sec, end]); a window settles once an observation at or after its end has
+  arrived (and, for TWAP, only if our history covers the whole lookback; otherwise it is dropped
+  as unsettled);
 - Up wins if settlement ≥ price to beat; PnL = Σ shares bought of the winner · 1 USD − Σ cost.
 One JSON log line per settled window, also appended to `<DECISION_LOG_DIR>/../strategy/settled.jsonl`
 (the input of `python run.py calibrate`). Heartbeat counters: windows settled, pnl_usd, slices,
@@ -45,6 +46,8 @@ from ipc.bus import Subscriber
 from ipc.names import edge_topic
 from ipc.state import Heartbeat, Registry
 
+from actors.decide.settlement import settlement_price, winner as settled_winner
+
 log = logging.getLogger("strategy")
 SIDES = names.POLY_TOKENS
 OTHER = {"UP": "DOWN", "DOWN": "UP"}
@@ -52,23 +55,6 @@ HEDGE_RATIO = 2.0
 HEDGE_SLACK_SLICES = 2
 HEDGE_BUFFER_BPS = 200.0
 MARKET_TOPIC = names.POLY_MARKET_TOPIC
-SEC = 1_000_000_000
-
-
-def settlement_price(obs, end_ns: int, twap: bool = False, lookback_sec: float = 0):
-    """(price, status) from Chainlink observations [(ts_ns, price)] in time order.
-    status: "ok", "pending" (no observation at or after the end yet) or "incomplete" (TWAP
-    lookback not covered by the history)."""
-    after = [p for t, p in obs if t >= end_ns]
-    if not after:
-        return None, "pending"
-    if not twap:
-        return after[0], "ok"
-    lo = end_ns - int(lookback_sec * SEC)
-    if not obs or obs[0][0] > lo + SEC:          # observations fall on whole seconds
-        return None, "incomplete"
-    vals = [p for t, p in obs if lo < t <= end_ns]
-    return (sum(vals) / len(vals), "ok") if vals else (None, "incomplete")
 
 
 def window_pnl(fills: list[dict], winner: str) -> float:
@@ -154,7 +140,7 @@ class Strategy:
                 self.unsettled += 1
                 log.warning("window %s not settled: %s", slug, "no price to beat" if ptb is None else status)
                 continue
-            winner = "UP" if price_end >= ptb else "DOWN"
+            winner = settled_winner(price_end, ptb)
             pnl = window_pnl(w["fills"], winner)
             self.settled += 1
             self.pnl_usd += pnl
@@ -197,7 +183,7 @@ def main(settings: Settings) -> None:
                         log.info("settled", extra=rec)
                         out.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
                         out.flush()
-                elif ev.topic.startswith("edge."):
+                elif ev.topic.startswith(names.EDGE_PREFIX):
                     for f in strat.on_edge(ev.msg):
                         log.info("fill", extra=f)
             if time.monotonic() - last_beat >= 0.5:

@@ -2,7 +2,11 @@
 
 Invariants:
 - every message is multipart `[topic, payload]`; the payload is one orjson object carrying `seq`
-  (per topic, +1 per message, from 1), `boot` (the publisher's start id) and `ts_ns` (publish time);
+  (per topic, +1 per message, from 1), `boot` (the publisher's start id), `pub_ts_ns` (the
+  publisher's wall clock when it sent it) and `ts_ns`;
+- two clocks, two names: a document's own `ts_ns` is its data time (compute's tick on the data
+  clock, which runs on recording time under replay) and is never overwritten; only a document
+  without one gets the publish time there, so every message still has DESIGN's `ts_ns`;
 - publishers connect to the bus's XSUB, subscribers to its XPUB, and filter on topic prefixes;
 - a PUB socket drops silently at its high-water mark: loss is visible only as a `seq` jump, which
   `Subscriber` counts as a gap; a new `boot` for a topic is a publisher restart, not a gap;
@@ -11,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +33,14 @@ _NOBLOCK = int(zmq.NOBLOCK)
 def new_boot_id() -> int:
     """Unique per publisher start: start time in ns mixed with the pid."""
     return (time.time_ns() << 8 ^ os.getpid()) & ((1 << 63) - 1)
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port the OS reports free right now (bound and released: the caller takes it at once),
+    for a private bus or server next to a running system (the backtest's replay)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def run_proxy(xsub_url: str, xpub_url: str, ctx: zmq.Context | None = None) -> None:
@@ -55,7 +68,7 @@ def run_proxy(xsub_url: str, xpub_url: str, ctx: zmq.Context | None = None) -> N
 
 
 class Publisher:
-    """An XPUB socket connected to the bus's XSUB; stamps seq/boot/ts_ns per topic.
+    """An XPUB socket connected to the bus's XSUB; stamps seq/boot/pub_ts_ns (and a missing ts_ns).
 
     XPUB rather than PUB so the publisher sees the subscriptions the bus forwards upstream (the
     bus's XSUB replays them to every publisher that connects): `wants(topic)` lets a hot path skip
@@ -104,13 +117,16 @@ class Publisher:
         return w
 
     def publish(self, topic: str | bytes, doc: dict) -> None:
-        """Send `doc` (mutated: seq/boot/ts_ns added) on `topic`; never blocks."""
+        """Send `doc` (mutated: seq/boot/pub_ts_ns added, ts_ns only if absent) on `topic`; never
+        blocks."""
         t = topic.encode() if isinstance(topic, str) else topic
         seq = self._seq.get(t, 0) + 1
         self._seq[t] = seq
         doc["seq"] = seq
         doc["boot"] = self.boot
-        doc["ts_ns"] = time.time_ns()
+        wall = doc["pub_ts_ns"] = time.time_ns()
+        if "ts_ns" not in doc:          # a document's own ts_ns is data time: never overwritten
+            doc["ts_ns"] = wall
         try:
             # PUB never blocks: at its high-water mark it drops (seen by subscribers as a seq gap)
             _raw_send(self.sock, t, _MORE_NOBLOCK)

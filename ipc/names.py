@@ -111,6 +111,11 @@ class Ring:
     stream: str            # segment suffix and topic kind
     kind: str              # record kind: a key of ipc.schema.DTYPES
     symbol: str | None = None   # a fixed instrument; None: the configured SYMBOL
+    health_label: str | None = None   # its stream in feed health and metrics; None: the kind
+
+    def label(self) -> str:
+        """The stream name of this ring in a feed's health document and in metric labels."""
+        return self.health_label or self.kind
 
     def name(self, prefix: str, symbol: str) -> str:
         return segment(prefix, self.symbol or symbol, self.venue, self.stream)
@@ -127,8 +132,8 @@ class Ring:
 FUTURES_RINGS: dict[str, Ring] = {k: Ring(FUTURES, k, k) for k in
                                   ("trade", "quote", "mark", "liquidation", "depth", "kline")}
 SPOT_RINGS: dict[str, Ring] = {k: Ring(SPOT, k, k) for k in ("trade", "quote", "depth")}
-POLY_BOOK_RING = Ring(POLY, "book", "poly_book", UPDOWN_SYMBOL)
-POLY_TRADE_RING = Ring(POLY, "trade", "poly_trade", UPDOWN_SYMBOL)
+POLY_BOOK_RING = Ring(POLY, "book", "poly_book", UPDOWN_SYMBOL, health_label="book")
+POLY_TRADE_RING = Ring(POLY, "trade", "poly_trade", UPDOWN_SYMBOL, health_label="trade")
 CHAINLINK_RING = Ring(CHAINLINK, "price", "chainlink", SETTLEMENT_SYMBOL)
 VENUE_RINGS: dict[str, dict[str, Ring]] = {
     FUTURES: FUTURES_RINGS, SPOT: SPOT_RINGS,

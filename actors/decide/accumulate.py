@@ -54,7 +54,7 @@ def _valid(doc) -> bool:
 
 
 class Accumulator:
-    def __init__(self, slice_usd: float, max_slices: int, max_usd: float, cooldown_sec: float,
+    def __init__(self, *, slice_usd: float, max_slices: int, max_usd: float, cooldown_sec: float,
                  store):
         if not slice_usd > 0:
             raise ValueError(f"slice_usd must be positive, not {slice_usd}")
@@ -75,6 +75,11 @@ class Accumulator:
         else:
             self.invalid_state += 1
             self.state = _empty(None)
+
+    @classmethod
+    def from_settings(cls, s, store) -> "Accumulator":
+        return cls(slice_usd=s.slice_usd, max_slices=s.max_slices_per_window,
+                   max_usd=s.max_usd_per_window, cooldown_sec=s.cooldown_sec, store=store)
 
     def _persist(self) -> None:
         self.store.write(self.state)

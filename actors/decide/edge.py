@@ -36,15 +36,22 @@ SIDES = names.POLY_TOKENS
 DECISIONS = {"UP": "BUY_UP", "DOWN": "BUY_DOWN"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EdgeParams:
     slice_usd: float              # SLICE_USD
     edge_buffer_bps: float        # EDGE_BUFFER_BPS
     stale_threshold_sec: float    # POLYMARKET_STALE_THRESHOLD_SEC
     max_spread_bps: float         # POLYMARKET_MAX_SPREAD_BPS
     min_depth_usd: float          # POLYMARKET_MIN_DEPTH (USD of ask notional over depth_levels)
-    depth_levels: int = 5         # proposed POLYMARKET_DEPTH_LEVELS
-    min_time_left_sec: float = 30.0   # proposed EDGE_MIN_TIME_LEFT_SEC
+    depth_levels: int = 5         # POLYMARKET_DEPTH_LEVELS
+    min_time_left_sec: float = 30.0   # EDGE_MIN_TIME_LEFT_SEC
+
+    @classmethod
+    def from_settings(cls, s) -> "EdgeParams":
+        return cls(slice_usd=s.slice_usd, edge_buffer_bps=s.edge_buffer_bps,
+                   stale_threshold_sec=s.polymarket_stale_threshold_sec,
+                   max_spread_bps=s.polymarket_max_spread_bps, min_depth_usd=s.polymarket_min_depth,
+                   depth_levels=s.polymarket_depth_levels, min_time_left_sec=s.edge_min_time_left_sec)
 
 
 def fee_per_share(rate: float, price: float, exponent: float = 1.0) -> float:
@@ -207,8 +214,8 @@ def _book_side(side: str, book, fair_up, fee_rate: float, fee_exponent: float,
 def evaluate(now_ns: int, window, fair_up, books: dict, quality_mode: str, params: EdgeParams) -> dict:
     """Per-side edges, vetoes and the decision for one tick.
 
-    window: a gamma.WindowInfo (or anything with start_ns, end_ns, active, closed,
-    accepting_orders, fee.rate, fee.exponent), or None. books: {"UP"|"DOWN": {"asks": [(p, size)],
+    window: an actors.decide.window.Window (or anything with start_ns, end_ns, active, closed,
+    accepting_orders, fee.rate, fee.exponent: gamma.WindowInfo in tests), or None. books: {"UP"|"DOWN": {"asks": [(p, size)],
     "bids": [(p, size)], "age_s": float | None}}. quality_mode: "OK" / "DEGRADED" / "BAD".
     """
     vetoes, time_left_s = _window_vetoes(now_ns, window, params.min_time_left_sec)

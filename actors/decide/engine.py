@@ -1,9 +1,11 @@
 """The edge engine: fair value → edge → decision → accumulate → decision log, once per tick.
 
 compute calls `EdgeEngine.step` after its features; this module only wires the pure parts of
-actors/features (fair, spikes, edge, accumulate) to their inputs:
-- the current window and both books: the `polymarket` state block written by feed_poly;
-- the Chainlink settlement price: the `BTCUSD.chainlink.price` ring (feed_chainlink);
+actors/decide (fair, spikes, edge, accumulate, settlement) to their inputs, each built keyword-only
+by its own `from_settings`:
+- the current window (a `window.Window` parsed from its document) and both books: the
+  `polymarket` state block written by feed_poly;
+- the Chainlink settlement price: `names.CHAINLINK_RING` (feed_chainlink);
 - the Binance price (futures microprice) and σ: compute's futures features.
 
 Invariants: it never places an order (a strategy acts on `edge.<SYMBOL>`); a decision is logged
@@ -14,7 +16,6 @@ survive a compute restart and reset at rollover.
 from __future__ import annotations
 
 from collections import deque
-from types import SimpleNamespace
 
 from config.settings import Settings
 from ipc.ring import RingReader
@@ -27,20 +28,11 @@ from actors.decide.accumulate import Accumulator
 from actors.decide.edge import EdgeParams, evaluate
 from actors.decide.fair import FairValue, PriceSmoother
 from actors.decide.spikes import SpikeDetector
+from actors.decide.window import Window
 
 PRICE_HISTORY = 20_000        # (ts, price) samples kept for the Chainlink-time Binance lookup
-
-
-def _window(doc: dict | None):
-    """A WindowInfo-shaped view of feed_poly's market document."""
-    if not doc:
-        return None
-    return SimpleNamespace(
-        start_s=doc["start_s"], end_s=doc["end_s"], start_ns=doc["window_start_ns"],
-        end_ns=doc["window_end_ns"], active=doc["active"], closed=doc["closed"],
-        accepting_orders=doc["accepting_orders"], twap_enabled=doc["twap_enabled"],
-        twap_lookback_sec=doc["twap_lookback_sec"], slug=doc["slug"],
-        fee=SimpleNamespace(rate=doc["fee_rate"], exponent=doc["fee_exponent"]))
+ACCUMULATE_BLOCK_BYTES = 4096
+NO_WINDOW = {"action": "HOLD", "reason": "no_window"}
 
 
 class EdgeEngine:
@@ -51,16 +43,13 @@ class EdgeEngine:
                                       CHAINLINK, from_oldest=True)
         self._ts: deque[int] = deque(maxlen=PRICE_HISTORY)
         self._px: deque[float] = deque(maxlen=PRICE_HISTORY)
-        self.fair = FairValue(s.fair_basis_halflife_sec, 1.0, self.binance_at, s.fair_chainlink_max_age_sec)
-        self.smooth = PriceSmoother(s.fair_smooth_halflife_sec)
-        self.spikes = {side: SpikeDetector(s.spike_window_sec, s.spike_z_threshold, s.spike_min_samples,
-                                           s.spike_min_std) for side in names.POLY_TOKENS}
-        self.params = EdgeParams(s.slice_usd, s.edge_buffer_bps, s.polymarket_stale_threshold_sec,
-                                 s.polymarket_max_spread_bps, s.polymarket_min_depth,
-                                 s.polymarket_depth_levels, s.edge_min_time_left_sec)
-        self.acc = Accumulator(s.slice_usd, s.max_slices_per_window, s.max_usd_per_window, s.cooldown_sec,
-                               StateBlock(s.shm_dir, s.shm_prefix, names.ACCUMULATE_BLOCK, size=4096, writer=True))
-        self.log = DecisionLog(s.decision_log_dir)
+        self.fair = FairValue.from_settings(s, binance_at=self.binance_at)
+        self.smooth = PriceSmoother(halflife_sec=s.fair_smooth_halflife_sec)
+        self.spikes = {side: SpikeDetector.from_settings(s) for side in names.POLY_TOKENS}
+        self.params = EdgeParams.from_settings(s)
+        self.acc = Accumulator.from_settings(s, store=StateBlock(
+            s.shm_dir, s.shm_prefix, names.ACCUMULATE_BLOCK, size=ACCUMULATE_BLOCK_BYTES, writer=True))
+        self.log = DecisionLog(dir=s.decision_log_dir)
         self._window_start: int | None = None
         self._last_key = None
         self.slices = 0
@@ -87,14 +76,16 @@ class EdgeEngine:
                 self.fair.on_chainlink(ts, px)
         poly = self.poly.read() or {}
         wdoc = poly.get("window")
-        window = _window(wdoc)
+        window = Window.from_doc(wdoc)
         if window is not None and window.start_ns != self._window_start:
             self._window_start = window.start_ns
             for d in self.spikes.values():
                 d.reset()
         vol = (fut or {}).get("volatility") or {}
-        fair = self.fair.snapshot(now_ns, window, (wdoc or {}).get("price_to_beat"), None, micro, smooth,
-                                  vol.get("sigma_fast"), vol.get("sigma_blend"), bias_score, self.s.fair_drift_k)
+        fair = self.fair.snapshot(now_ns, window, price_to_beat=(wdoc or {}).get("price_to_beat"),
+                                  binance_price_fast=micro, binance_price_smooth=smooth,
+                                  sigma_fast=vol.get("sigma_fast"), sigma_blend=vol.get("sigma_blend"),
+                                  bias_score=bias_score, drift_k=self.s.fair_drift_k)
         books = {}
         for side in names.POLY_TOKENS:
             b = (poly.get("books") or {}).get(side) or {}
@@ -104,8 +95,8 @@ class EdgeEngine:
                 self.spikes[side].update(now_ns, b["mid"])
         fair_up = fair.get("fast")
         decision = evaluate(now_ns, window, fair_up, books, quality_mode, self.params)
-        action = self.acc.consider(now_ns, window.start_ns if window else 0, decision) \
-            if window is not None else {"action": "HOLD", "reason": "no_window"}
+        action = self.acc.consider(now_ns, window.start_ns, decision) if window is not None \
+            else dict(NO_WINDOW)
         doc = {"symbol": self.s.symbol, "ts_ns": now_ns, "window": wdoc and wdoc["slug"], "fair": fair,
                "edge": decision, "accumulate": action,
                "spikes": {side: d.snapshot(now_ns) for side, d in self.spikes.items()}}

@@ -55,15 +55,25 @@ TwapTracker: the time-weighted mean of the Chainlink step function (each value h
 next observation) over [T − L, t]; the value in effect at T − L is the last one observed before
 it (else the average starts at the first observation inside, `from_ns` says where).
 
-Parameters (settings, proposed): FAIR_BASIS_HALFLIFE_SEC, FAIR_BASIS_SHRINK,
-FAIR_SMOOTH_HALFLIFE_SEC, FAIR_CHAINLINK_MAX_AGE_SEC, FAIR_DRIFT_K.
+Settlement: the averaging span (T − L, T], the tie (S_T = S0 is Up) and, once the window has
+ended, its settlement price (`snapshot()["settlement"]`) are actors/decide/settlement.py's one
+rule, the same the strategy, the backtest and calibrate use.
+
+Parameters (settings): FAIR_BASIS_HALFLIFE_SEC, FAIR_SMOOTH_HALFLIFE_SEC,
+FAIR_CHAINLINK_MAX_AGE_SEC, FAIR_DRIFT_K; the basis shrink k is BASIS_SHRINK (proposed
+FAIR_BASIS_SHRINK).
 """
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Callable
 
+from actors.decide import settlement
+
 SEC_NS = 1_000_000_000
+BASIS_SHRINK = 1.0            # k = 1: the basis EWMA replaces the last observation's own basis
+SETTLE_HISTORY = 1_800        # Chainlink observations kept to settle the last window (~1 per s)
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -88,7 +98,7 @@ def prob_up(s: float, s0: float, sigma_per_sqrt_s: float, tau_s: float,
     if sigma_per_sqrt_s < 0:
         raise ValueError(f"sigma must be ≥ 0, got {sigma_per_sqrt_s}")
     if tau_s <= 0:
-        return 1.0 if s >= s0 else 0.0
+        return 1.0 if settlement.up_wins(s, s0) else 0.0
     return _prob(math.log(s / s0) + drift, sigma_per_sqrt_s * sigma_per_sqrt_s * tau_s)
 
 
@@ -276,39 +286,59 @@ class TwapTracker:
 class FairValue:
     """P(Up) in fast and smooth modes for the current window (module docstring)."""
 
-    def __init__(self, basis_halflife_sec: float = 300.0, basis_shrink: float = 1.0,
+    def __init__(self, basis_halflife_sec: float = 300.0, basis_shrink: float = BASIS_SHRINK,
                  binance_at: Callable[[int], float | None] | None = None,
                  chainlink_max_age_sec: float | None = None):
         self.settle = SettlementPrice(basis_halflife_sec, basis_shrink, binance_at,
                                       chainlink_max_age_sec)
         self.twap = TwapTracker()
+        self.history: deque[tuple[int, float]] = deque(maxlen=SETTLE_HISTORY)
         self._window_key: tuple | None = None
+
+    @classmethod
+    def from_settings(cls, s, binance_at: Callable[[int], float | None] | None = None) -> "FairValue":
+        return cls(basis_halflife_sec=s.fair_basis_halflife_sec, basis_shrink=BASIS_SHRINK,
+                   binance_at=binance_at, chainlink_max_age_sec=s.fair_chainlink_max_age_sec)
 
     def on_chainlink(self, ts_ns: int, price: float, binance_price: float | None = None) -> None:
         self.settle.on_chainlink(ts_ns, price, binance_price)
         self.twap.on_value(ts_ns, price)
+        if not self.history or ts_ns > self.history[-1][0]:
+            self.history.append((ts_ns, price))
+
+    def settled(self, window, price_to_beat: float | None = None) -> dict:
+        """The window's settlement by the one rule, from the observations seen: price, status
+        ("ok" / "pending" / "incomplete") and, with a price to beat, the winner."""
+        twap = bool(window.twap_enabled) and window.twap_lookback_sec > 0
+        price, status = settlement.settlement_price(self.history, window.end_s * SEC_NS, twap,
+                                                    float(window.twap_lookback_sec))
+        won = (settlement.winner(price, price_to_beat)
+               if price is not None and price_to_beat is not None else None)
+        return {"price": price, "status": status, "winner": won}
 
     def _sync_window(self, window) -> None:
         key = (window.start_s, window.end_s, bool(window.twap_enabled),
                int(window.twap_lookback_sec))
         if key != self._window_key:
             self._window_key = key
-            start = (window.end_s - int(window.twap_lookback_sec)) * SEC_NS \
+            start = settlement.twap_start_ns(window.end_s * SEC_NS, int(window.twap_lookback_sec)) \
                 if window.twap_enabled and window.twap_lookback_sec > 0 else None
             self.twap.reset_window(start)
 
     def snapshot(self, now_ns: int, window, price_to_beat: float | None,
-                 chainlink: tuple[int, float] | None, binance_price_fast: float | None,
-                 binance_price_smooth: float | None, sigma_fast: float | None,
-                 sigma_blend: float | None, bias_score: float | None = None,
+                 chainlink: tuple[int, float] | None = None,
+                 binance_price_fast: float | None = None,
+                 binance_price_smooth: float | None = None, sigma_fast: float | None = None,
+                 sigma_blend: float | None = None, bias_score: float | None = None,
                  drift_k: float = 0.0) -> dict:
-        """`chainlink` = the newest (ts_ns, price) observation (fed once; repeats ignored)."""
+        """`chainlink` = the newest (ts_ns, price) observation (fed once; repeats ignored), for
+        callers that do not feed `on_chainlink` themselves (the engine does)."""
         out = {"fast": None, "smooth": None, "tau_s": None, "tau_eff_s": None,
                "s": {"fast": None, "smooth": None}, "s0": price_to_beat,
                "sigma": {"fast": sigma_fast, "smooth": sigma_blend}, "twap": False,
                "twap_lookback_sec": None, "twap_avg": None,
                "drift_rate": {"fast": None, "smooth": None},
-               "reason": None}
+               "settlement": None, "reason": None}
         if window is None:
             out["reason"] = "no window"
             return out
@@ -325,6 +355,7 @@ class FairValue:
             return out
         if now_ns >= end_ns:
             out["reason"] = "window ended"
+            out["settlement"] = self.settled(window, price_to_beat)
             return out
         tau = (end_ns - now_ns) / SEC_NS
         out["tau_s"] = tau

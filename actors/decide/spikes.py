@@ -19,7 +19,7 @@ when std_eff = 0 (flat baseline, no floor): z None, state "normal" if m == mean 
 "spike"/"dip" by sign, with reason "flat baseline".
 `reset()` on a window roll (new tokens).
 
-Parameters (settings, proposed): SPIKE_WINDOW_SEC, SPIKE_Z_THRESHOLD, SPIKE_MIN_SAMPLES,
+Parameters (settings, `from_settings`): SPIKE_WINDOW_SEC, SPIKE_Z_THRESHOLD, SPIKE_MIN_SAMPLES,
 SPIKE_MIN_STD.
 """
 from __future__ import annotations
@@ -47,6 +47,11 @@ class SpikeDetector:
         self.min_samples = int(min_samples)
         self.min_std = float(min_std)
         self.reset()
+
+    @classmethod
+    def from_settings(cls, s) -> "SpikeDetector":
+        return cls(window_sec=s.spike_window_sec, z_threshold=s.spike_z_threshold,
+                   min_samples=s.spike_min_samples, min_std=s.spike_min_std)
 
     def reset(self) -> None:
         self.buf: deque[tuple[int, float]] = deque()

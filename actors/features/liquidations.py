@@ -48,7 +48,8 @@ class Liquidations:
 
     @classmethod
     def from_settings(cls, s, start_ns: int | None = None) -> "Liquidations":
-        return cls(s.liq_window_sec, s.liq_large_usd, s.liq_large_keep, start_ns)
+        return cls(window_sec=s.liq_window_sec, large_usd=s.liq_large_usd, keep=s.liq_large_keep,
+                   start_ns=start_ns)
 
     def update(self, recs: np.ndarray) -> None:
         if len(recs) == 0:

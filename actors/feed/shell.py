@@ -1,17 +1,17 @@
 """The venue-agnostic feed shell: connect, read, parse, write rings, publish ticks, rotate, reconnect.
 
-A venue module supplies the plan (which connections carry which streams), a pure
-`parse_frame(frame, ts_recv_ns) -> Decoded`, `stream_kind` and `max_silence_sec`; this shell does
-only I/O, timing and wiring.
+A venue module supplies the plan (which connections carry which streams: ConnPlan), a pure
+`parse_frame(frame, ts_recv_ns) -> Decoded` (actors.venues.envelope), `stream_kind` and
+`max_silence_sec`; this shell does only I/O, timing and wiring. Which records are new is
+actors.feed.continuity's; ring writes and publishing are actors.feed.sink's.
 
 Invariants:
 - a read loop never dies of one frame: a malformed frame is counted, logged once (truncated) and
   skipped; an unknown message is counted; an error reply from the venue is counted and logged;
 - records go to the ring before they are published, so a subscriber that sees a tick finds it in
   shared memory;
-- per stream kind, a record not newer than the last one written (by id, or by event time for kinds
-  without ids) is a duplicate and is dropped; a jump in a contiguous id (aggTrade `a`) or a depth
-  `pu` that is not the previous `u` is counted as a gap;
+- every record of a frame (`Decoded.recs`, one or many) goes through the one loop of handle_frames;
+- per stream kind, duplicates are dropped and id gaps counted (actors.feed.continuity);
 - after a reconnect (or a restart of this process) a gap record goes into each affected ring and a
   gap message onto its tick topic;
 - rotation is make-before-break: the successor connection opens while the old one still feeds the
@@ -32,11 +32,9 @@ import logging
 import random
 import signal
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import numpy as np
 import websockets
 
 from config.logging import LogOnce
@@ -46,32 +44,33 @@ from ipc import names
 from ipc.bus import Publisher
 from ipc.framering import FrameTap
 from ipc.ring import RingWriter
-from ipc.schema import DTYPES, FLAG_GAP
+from ipc.schema import DTYPES
 from ipc.state import Heartbeat, Registry
 
 from actors.feed import wsclient
-from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
+from actors.feed.sink import Sink
+from actors.venues.envelope import ConnPlan
 
 log = logging.getLogger("feed")
 
 OPEN_ERRORS = (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI)
 ROTATE_OVERLAP_SEC = 10.0      # give up waiting for the old connection to catch up after this
 HOLD_MAX = 100_000             # frames a successor may hold back before the switch is forced
-AGE_FLUSH_MASK = 0xFFFF        # data ages are bucketed at least every 65,536 records written
-
-
-@dataclass(frozen=True)
-class ConnPlan:
-    name: str                  # e.g. "market", "public"
-    url: str
-    streams: tuple[str, ...]   # venue stream names carried by this connection
-    subscribe: tuple[bytes, ...] = ()   # text messages sent right after each (re)connect
 
 
 class Venue(Protocol):
-    """What a venue module provides; its rings are ipc.names.VENUE_RINGS[VENUE]. Optional: KEEPALIVE ((interval_sec, text) sent while connected, for venues that want an
-    application-level ping). parse_frame may return Decoded("batch", "", [Decoded, ...]) for a
-    frame that carries several records."""
+    """What a venue (a module, or an object holding a session) provides; its rings are
+    ipc.names.VENUE_RINGS[VENUE]. Optional, each used by any venue that has it:
+    - KEEPALIVE: (interval_sec, text) sent while connected (an application-level ping);
+    - ROTATE (default True): False for a venue whose state lives in a session (books): a stale
+      connection is reconnected instead of replaced make-before-break, and a quiet stream is the
+      session's business, not a reason to reconnect;
+    - poll(conn_name, fresh, now_ns) -> (send, restart): the subscription messages to send now
+      (fresh: on a new connection; send None: not ready to connect yet) and a reason to start
+      the connection over (or None);
+    - on_gap(streams, reason): the venue marks its own gaps (instead of a gap record per ring);
+    - tick(kind, rec) -> (topic, message): the venue's topic per record (default: one per kind);
+    - counters() / health(): extra keys for the heartbeat's counters and feed health."""
     VENUE: str
 
     def plan(self, settings: Settings) -> list[ConnPlan]: ...
@@ -80,115 +79,8 @@ class Venue(Protocol):
     def max_silence_sec(self, stream: str, settings: Settings) -> float | None: ...
 
 
-# --- de-duplication and continuity, per record kind (a property of the schema, not the venue) ---
-def _key_field(kind: str) -> str:
-    return {"trade": "trade_id", "quote": "update_id", "depth": "update_id"}.get(kind, "ts_event_ns")
-
-
-class Sink:
-    """One stream kind of one venue: its ring, its tick topic and its continuity counters."""
-
-    def __init__(self, kind: str, ring: RingWriter, topic: bytes):
-        names = DTYPES[kind].names
-        self.kind, self.ring, self.topic, self.names = kind, ring, topic, names
-        self.key_i = names.index(_key_field(kind))
-        self.contiguous = kind == "trade"
-        self.prev_i = names.index("prev_update_id") if kind == "depth" else None
-        # klines of every interval share one ring: order them per interval, by (open, event) time
-        self.group_i = names.index("tf_sec") if kind == "kline" else None
-        self.open_i = names.index("open_time_ns") if kind == "kline" else None
-        # liquidations carry no id and several may share one event time: remember recent ones
-        self.recent: deque | None = deque(maxlen=4096) if kind == "liquidation" else None
-        self.last_k = None                 # newest key written (kinds ordered by one key)
-        self.last_group: dict = {}         # newest key per interval (klines)
-        self.written = self.duplicates = self.id_gaps = self.ids_missing = self.gap_markers = 0
-        self.frames = self.bytes = 0         # frames of this stream received, and their bytes
-        self.last_recv_ns = self.last_event_ns = 0
-        # receive minus exchange time of every record written that carries an exchange time
-        # (spot bookTicker and depth have none: ts_event_ns 0, not observed). The hot path only
-        # appends to `_ages`; they are bucketed in one numpy pass per heartbeat, or every
-        # AGE_FLUSH_MASK + 1 records so the list stays bounded (about half the cost of a bisect per
-        # record, measured).
-        self.age = Histogram(DATA_AGE_BOUNDS_MS)
-        self._ages: list[int] = []
-
-    def key(self, rec: tuple):
-        """(group, key) by which records of this kind are ordered."""
-        if self.group_i is not None:
-            return rec[self.group_i], (rec[self.open_i], rec[0])
-        return None, rec[self.key_i]
-
-    def last_key(self, group):
-        return self.last_group.get(group) if self.group_i is not None else self.last_k
-
-    def is_new(self, rec: tuple) -> bool:
-        """True if `rec` is not a duplicate; counts id gaps and depth breaks."""
-        if self.recent is not None:
-            k = (rec[0],) + tuple(rec[3:])
-            if k in self.recent:
-                self.duplicates += 1
-                return False
-            self.recent.append(k)
-            return True
-        if self.group_i is not None:
-            group, k = rec[self.group_i], (rec[self.open_i], rec[0])
-            last = self.last_group.get(group)
-            if last is not None and k <= last:
-                self.duplicates += 1
-                return False
-            self.last_group[group] = k
-            return True
-        k = rec[self.key_i]
-        last = self.last_k
-        if last is not None:
-            if k <= last:
-                self.duplicates += 1
-                return False
-            if self.contiguous:
-                if k != last + 1:
-                    self.id_gaps += 1
-                    self.ids_missing += k - last - 1
-            elif self.prev_i is not None and 0 <= rec[self.prev_i] != last:
-                self.id_gaps += 1
-        self.last_k = k
-        return True
-
-    def accept(self, rec: tuple, pub: Publisher) -> bool:
-        if not self.is_new(rec):
-            return False
-        self.ring.append(rec)
-        self.written += 1
-        self.last_event_ns = rec[0]
-        self.last_recv_ns = rec[1]
-        if rec[0] > 0:
-            self._ages.append(rec[1] - rec[0])
-        if not self.written & AGE_FLUSH_MASK:
-            self.flush_ages()
-        if pub.wants(self.topic):          # no subscriber: no message to build
-            pub.publish(self.topic, dict(zip(self.names, rec)))
-        return True
-
-    def mark_gap(self, pub: Publisher, reason: str) -> None:
-        now = clock.now_ns()
-        self.ring.append_gap(now)
-        self.gap_markers += 1
-        pub.publish(self.topic, {"gap": True, "reason": reason, "ts_recv_ns": now, "flags": FLAG_GAP})
-
-    def flush_ages(self) -> None:
-        if self._ages:
-            self.age.observe_many_ns(np.array(self._ages, dtype=np.int64))
-            self._ages.clear()
-
-    def counters(self) -> dict:
-        self.flush_ages()
-        out = {"frames": self.frames, "bytes": self.bytes,
-               "written": self.written, "duplicates": self.duplicates, "id_gaps": self.id_gaps,
-               "ids_missing": self.ids_missing, "gap_markers": self.gap_markers,
-               "last_recv_ns": self.last_recv_ns, "last_event_ns": self.last_event_ns,
-               "ring_count": self.ring.count}
-        if self.age.count:
-            out["data_age"] = self.age.doc()
-        return out
+class NotReady(Exception):
+    """The venue has nothing to subscribe yet: do not connect (and do not count a failure)."""
 
 
 @dataclass
@@ -251,6 +143,8 @@ class Feed:
                 self.kind_silence_s[kind] = None
             else:
                 self.kind_silence_s[kind] = max(self.kind_silence_s.get(kind, 0.0), lim / 1e9)
+        self.rotate = getattr(venue, "ROTATE", True)
+        self.poll = getattr(venue, "poll", None)
         self.parse_errors = self.unknown = self.venue_errors = self.acks = 0
         self.last_venue_error = ""
         self._log_once = LogOnce(log)
@@ -264,11 +158,31 @@ class Feed:
             spec = names.venue_ring(self.venue.VENUE, kind)
             ring = RingWriter(self.s.shm_dir, spec.name(self.s.shm_prefix, self.s.symbol),
                               DTYPES[kind], self.s.ring_capacity)
-            sink = self.sinks[kind] = Sink(kind, ring, spec.topic(self.s.symbol).encode())
+            sink = self.sinks[kind] = Sink(kind, ring, spec.topic(self.s.symbol).encode(),
+                                           getattr(self.venue, "tick", None))
             if not ring.created:
                 # a restarted feed: whatever happened while it was down is unknown
-                sink.mark_gap(self.pub, "restart")
+                self._mark_gaps([s for s, k in self._stream_kinds() if k == kind], "restart")
         return self.sinks[kind]
+
+    def _stream_kinds(self):
+        return [(st, self.venue.stream_kind(st)) for p in self.plans for st in p.streams]
+
+    def _mark_gaps(self, streams, reason: str) -> None:
+        on_gap = getattr(self.venue, "on_gap", None)
+        if on_gap is not None:
+            on_gap(list(streams), reason)
+            return
+        for sink in {id(k): k for k in (self._sink(self.venue.stream_kind(st)) for st in streams)}.values():
+            sink.mark_gap(self.pub, reason)
+
+    def write(self, stream: str, rec: tuple, observe_age: bool = True) -> bool:
+        """A record a venue session made outside the frame loop (or of a frame it consumed)."""
+        try:
+            return self.stream_sink[stream].accept(rec, self.pub, observe_age)
+        except (ValueError, TypeError, OverflowError) as exc:
+            self._unstorable(self.stream_sink[stream], exc, b"")
+            return False
 
     # --- the hot path ---------------------------------------------------------------------
     def handle_frames(self, conn: ConnState, frames: list[bytes], ts_recv_ns: int,
@@ -298,52 +212,33 @@ class Feed:
                 on_frame(conn.plan.name, d.stream or f"_{d.kind}", frame, ts_recv_ns)
             sink = sinks.get(d.stream)
             if sink is None or d.kind != sink.kind:
-                self._other(conn, d, frame, link)
+                self._other(conn, d, frame)
                 continue
             sink.frames += 1
             sink.bytes += len(frame)
             if seen is not None:
                 seen[d.stream] = ts_recv_ns
                 if held is not None:               # a successor during rotation: hold back
-                    if d.stream not in link.first_key:
-                        link.first_key[d.stream] = sink.key(d.rec)
-                    held.append((frame, ts_recv_ns, sink, d.rec))
+                    if d.stream not in link.first_key and d.recs:
+                        link.first_key[d.stream] = sink.key(d.recs[0])
+                    for rec in d.recs:
+                        held.append((frame, sink, rec))
                     continue
-            try:
-                sink.accept(d.rec, pub)
-            except (ValueError, TypeError, OverflowError) as exc:   # parsed, but not storable
-                self._unstorable(sink, exc, frame)
+            for rec in d.recs:
+                try:
+                    sink.accept(rec, pub)
+                except (ValueError, TypeError, OverflowError) as exc:   # parsed, but not storable
+                    self._unstorable(sink, exc, frame)
         conn.bytes += nbytes
 
-    def handle_decoded(self, conn: ConnState, decoded: list, frame: bytes, link: _Link | None) -> None:
-        """The records of a batch frame, through the same routing as single-record frames."""
-        for d in decoded:
-            sink = self.stream_sink.get(d.stream)
-            if sink is None or d.kind != sink.kind:
-                self._other(conn, d, frame, link)
-                continue
-            ts = d.rec[1]
-            if link is not None:
-                link.seen[d.stream] = ts
-                if link.held is not None:
-                    if d.stream not in link.first_key:
-                        link.first_key[d.stream] = sink.key(d.rec)
-                    link.held.append((frame, ts, sink, d.rec))
-                    continue
-            try:
-                sink.accept(d.rec, self.pub)
-            except (ValueError, TypeError, OverflowError) as exc:
-                self._unstorable(sink, exc, frame)
-
-    def _other(self, conn: ConnState, d, frame: bytes, link: _Link | None = None) -> None:
-        if d.kind == "batch":           # several records in one frame (not Binance's hot path)
-            self.handle_decoded(conn, d.rec, frame, link)
-        elif d.kind in ("ack", "control"):
+    def _other(self, conn: ConnState, d, frame: bytes) -> None:
+        if d.kind in ("ack", "control"):
             self.acks += 1
         elif d.kind == "error":
+            msg = d.recs[0] if d.recs else None
             self.venue_errors += 1
-            self.last_venue_error = str(d.rec)[:300]
-            log.error("venue error reply on %s: %s", conn.plan.name, d.rec)
+            self.last_venue_error = str(msg)[:300]
+            log.error("venue error reply on %s: %s", conn.plan.name, msg)
         else:
             self.unknown += 1
             self._log_once(f"unknown:{d.stream}", "unexpected message on %s (kind=%s stream=%s): %r",
@@ -357,12 +252,17 @@ class Feed:
     async def _open(self, conn: ConnState, held: bool = False) -> _Link:
         """Connect; frames flow into the sinks (or, `held`, into the link) from the first one."""
         link = _Link(held)
+        send: list[bytes] = []
+        if self.poll is not None:
+            send, _ = self.poll(conn.plan.name, True, clock.now_ns())
+            if send is None:
+                raise NotReady(conn.plan.name)
         link.ws = await wsclient.connect(
             conn.plan.url, lambda frames, ts: self.handle_frames(conn, frames, ts, link),
             open_timeout=10)
         link.opened_ns = clock.now_ns()
         link.task = link.ws.closed
-        for msg in conn.plan.subscribe:
+        for msg in (*conn.plan.subscribe, *send):
             link.ws.send_text(msg)
         link.ping_due = time.monotonic()
         return link
@@ -374,6 +274,9 @@ class Feed:
             if link is None:
                 try:
                     link = await self._open(conn)
+                except NotReady:              # the venue has nothing to subscribe yet
+                    await self._sleep(0.2)
+                    continue
                 except OPEN_ERRORS as exc:
                     conn.last_error = f"{type(exc).__name__}: {exc}"
                     log.warning("connect %s failed: %s", conn.plan.name, conn.last_error)
@@ -391,9 +294,10 @@ class Feed:
             except (websockets.ConnectionClosed, OSError) as exc:
                 conn.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("connection %s ended: %s", conn.plan.name, conn.last_error)
+                if link is not None and not link.task.done():
+                    await self._close(link)       # ended by us (stale, restart): close it first
                 # from now on data may be missing: say so before anything else arrives
-                for stream in conn.plan.streams:
-                    self.stream_sink[stream].mark_gap(self.pub, "disconnect")
+                self._mark_gaps(conn.plan.streams, "disconnect")
                 if clock.now_ns() - (link.opened_ns if link else 0) > 60e9:
                     attempt = 0           # it was healthy for a while: retry fast
                 link = None
@@ -405,9 +309,12 @@ class Feed:
         conn.connected = False
 
     async def _backoff(self, attempt: int) -> None:
-        delay = min(self.s.feed_backoff_max_sec, 0.25 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
+        await self._sleep(min(self.s.feed_backoff_max_sec, 0.25 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0))
+
+    async def _sleep(self, sec: float) -> None:
+        """Sleep, or less if the feed is stopping."""
         try:
-            await asyncio.wait_for(self._stop.wait(), delay)
+            await asyncio.wait_for(self._stop.wait(), sec)
         except TimeoutError:
             pass
 
@@ -423,19 +330,30 @@ class Feed:
             if keepalive is not None and time.monotonic() >= link.ping_due:
                 link.ws.send_text(keepalive[1])
                 link.ping_due = time.monotonic() + keepalive[0]
+            if self.poll is not None:
+                send, restart = self.poll(conn.plan.name, False, clock.now_ns())
+                for msg in send or ():
+                    link.ws.send_text(msg)
+                if restart is not None:
+                    raise wsclient.WsClosed(None, restart)
             reason, lost = self._rotation_reason(conn, link)
             if reason is None:
                 continue
+            if not self.rotate:
+                raise wsclient.WsClosed(None, reason)
             successor = await self._rotate(conn, link, reason, lost)
             if successor is not None:
                 return successor
 
     def _rotation_reason(self, conn: ConnState, link: _Link) -> tuple[str | None, list[str]]:
         now = clock.now_ns()
-        if now - link.opened_ns > self.s.feed_rotate_sec * 1e9:
+        if self.rotate and now - link.opened_ns > self.s.feed_rotate_sec * 1e9:
             return "age", []
-        if now - max(link.last_frame_ns, link.opened_ns) > self.s.feed_stale_sec * 1e9:
+        stale_sec = conn.plan.stale_sec or self.s.feed_stale_sec
+        if now - max(link.last_frame_ns, link.opened_ns) > stale_sec * 1e9:
             return "no data", list(conn.plan.streams)
+        if not self.rotate:
+            return None, []
         stale = [s for s, last in link.seen.items()
                  if (lim := self.silence_ns[s]) is not None and now - last > lim]
         if stale:
@@ -475,7 +393,7 @@ class Feed:
             return None
         await self._close(old)
         held, new.held = new.held, None
-        for frame, ts, sink, rec in held:     # the old link is gone: replay through de-dup
+        for frame, sink, rec in held:         # the old link is gone: replay through de-dup
             try:
                 sink.accept(rec, self.pub)
             except (ValueError, TypeError, OverflowError) as exc:
@@ -497,7 +415,7 @@ class Feed:
             if stream in ignore or old.seen.get(stream, 0) < recent:
                 continue
             sink = self.stream_sink[stream]
-            if sink.recent is not None:       # no order to compare: the de-dup set covers it
+            if not sink.cont.ordered:         # no order to compare: the de-dup set covers it
                 continue
             last = sink.last_key(first[0])
             if last is None or last < first[1]:
@@ -520,7 +438,8 @@ class Feed:
                 "rotations": sum(c.rotations for c in self.conns),
                 "id_gaps": sum(s.id_gaps for s in self.sinks.values()),
                 "duplicates": sum(s.duplicates for s in self.sinks.values()),
-                **(self.on_frame.counters() if self.on_frame is not None else {})}
+                **(self.on_frame.counters() if self.on_frame is not None else {}),
+                **(self.venue.counters() if hasattr(self.venue, "counters") else {})}
 
     def health(self) -> dict:
         now = clock.now_ns()
@@ -535,10 +454,12 @@ class Feed:
                                           "last_error": c.last_error,
                                           "silent_streams": c.silent_streams}
                             for c in self.conns},
-            "streams": {k: {**s.counters(),
-                            "age_ms": (now - s.last_recv_ns) / 1e6 if s.last_recv_ns else None,
-                            "max_silence_s": self.kind_silence_s.get(k)}
+            "streams": {names.venue_ring(self.venue.VENUE, k).label():
+                        {**s.counters(),
+                         "age_ms": (now - s.last_recv_ns) / 1e6 if s.last_recv_ns else None,
+                         "max_silence_s": self.kind_silence_s.get(k)}
                         for k, s in self.sinks.items()},
+            **(self.venue.health() if hasattr(self.venue, "health") else {}),
         }
 
     async def _heartbeat(self) -> None:
@@ -549,19 +470,30 @@ class Feed:
             except TimeoutError:
                 pass
 
-    async def run(self) -> None:
+    async def run(self, extra: tuple = ()) -> None:
+        """Run every connection and the heartbeat, and the actor's `extra` coroutines, until stopped.
+        An extra task that fails is a bug, not a venue fault: it is logged and the process exits 1
+        (supervisord restarts it)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         tasks = [asyncio.create_task(self.run_connection(c)) for c in self.conns]
+        others = [asyncio.create_task(c) for c in extra]
         hb = asyncio.create_task(self._heartbeat())
-        await self._stop.wait()
+        stop = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([stop, *others], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stop and not t.cancelled() and t.exception() is not None]
+        self._stop.set()
         await asyncio.wait(tasks, timeout=5)
-        for t in tasks + [hb]:
+        for t in tasks + others + [hb, stop]:
             t.cancel()
-        await asyncio.gather(*tasks, hb, return_exceptions=True)
+        for t in failed:
+            log.error("%s task failed", self.actor, exc_info=t.exception())
+        await asyncio.gather(*tasks, *others, hb, stop, return_exceptions=True)
         self.hb.beat(self.counters(), feed=self.health(), stopped=True)
         self.pub.close()
+        if failed:
+            raise SystemExit(1)
 
     def stop(self) -> None:
         self._stop.set()

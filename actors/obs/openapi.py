@@ -8,17 +8,28 @@ Invariants:
 - schemas pin what clients rely on (required keys, types, enums, nullability) but leave extra keys
   allowed: documents grow fields without breaking a client (request bodies excepted: unknown keys
   are rejected there, so the schema says `additionalProperties: false`);
-- every error is the same JSON body (`Error`), whatever the route or the client's Accept header.
+- every error is the same JSON body (`Error`), whatever the route or the client's Accept header;
+- the schemas of the documents compute writes (features, bars, quality, edge) are built from their
+  typed definitions (actors/features/docs.py, actors/decide/docs.py), so the document and its
+  schema cannot drift apart; venue and timeframe enums come from ipc.names.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from ipc import names
+
+from actors.decide.docs import EdgeDoc
+from actors.features.docs import BarDoc, BarsDoc, FeaturesDoc, QualityDoc, TopOfBookDoc, VenueFeaturesDoc
+from actors.obs.jsonschema import object_schema, ref as _ref
+
 INT64_MAX = 2 ** 63 - 1
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+# typed document -> component name (a use of one inside another is a $ref)
+COMPONENTS: dict[type, str] = {QualityDoc: "Quality", TopOfBookDoc: "TopOfBook", BarDoc: "Bar",
+                               BarsDoc: "Bars", VenueFeaturesDoc: "VenueFeatures",
+                               FeaturesDoc: "Features", EdgeDoc: "Edge"}
 
 
 def _nullable(schema: dict) -> dict:
@@ -78,54 +89,13 @@ SCHEMAS: dict[str, dict] = {
     "Health": _obj({"status": {"enum": ["ok", "unhealthy"]}, "problems": STR_LIST, "required": STR_LIST,
                     "actors": {"type": "object", "additionalProperties": _ref("Actor")}, "ts_ns": NS},
                    ("status", "problems", "required", "actors", "ts_ns")),
-    "Quality": _obj({"mode": {"enum": ["OK", "DEGRADED", "BAD"]}, "reasons": STR_LIST,
-                     "tick_overruns": INT, "ts_ns": NS, "changed": {"type": "boolean"}},
-                    ("mode", "reasons")),
     "State": _obj({"ts_ns": NS, "quality": _nullable(_ref("Quality")),
                    "actors": {"type": "object", "additionalProperties": _ref("Actor")},
                    "alerts": {"type": "array", "items": {"type": "object"},
                               "description": "actors reporting an alert (the recorder's disk)"}},
                   ("ts_ns", "quality", "actors")),
-    "TopOfBook": _obj({"mid": NUM_OR_NULL, "spread_bps": NUM_OR_NULL, "bid": NUM, "ask": NUM,
-                       "bid_qty": NUM, "ask_qty": NUM, "microprice": NUM_OR_NULL,
-                       "imbalance": NUM_OR_NULL, "update_id": INT, "reason": {"type": "string"}},
-                      ("mid", "spread_bps", "microprice", "imbalance")),
-    "Book": _obj({"venue": {"enum": ["futures", "spot"]}, "ts_ns": NS, "book": _ref("TopOfBook"),
+    "Book": _obj({"venue": {"enum": list(names.BINANCE_VENUES)}, "ts_ns": NS, "book": _ref("TopOfBook"),
                   "quote_age_ms": NUM}, ("venue", "ts_ns", "book", "quote_age_ms")),
-    "Bar": _obj({"tf": {"enum": ["5s", "15s", "1m"]}, "venue": {"type": "string"},
-                 "start_ns": NS, "end_ns": NS, "open": NUM_OR_NULL, "high": NUM_OR_NULL,
-                 "low": NUM_OR_NULL, "close": NUM_OR_NULL, "volume": NUM, "buy_volume": NUM,
-                 "sell_volume": NUM, "delta": NUM, "notional": NUM, "vwap": NUM_OR_NULL,
-                 "trades": INT, "first_trade_id": INT_OR_NULL, "last_trade_id": INT_OR_NULL,
-                 "closed": {"type": "boolean"}, "partial": {"type": "boolean"}},
-                ("tf", "venue", "start_ns", "end_ns", "open", "high", "low", "close", "volume",
-                 "delta", "vwap", "trades", "closed")),
-    "Bars": _obj({"symbol": {"type": "string"}, "ts_ns": NS,
-                  "venues": {"type": "object", "description": "venue -> timeframe -> bars",
-                             "additionalProperties": {"type": "object", "additionalProperties": _obj(
-                                 {"current": _nullable(_ref("Bar")),
-                                  "closed": {"type": "array", "items": _ref("Bar")}},
-                                 ("current", "closed"))}}},
-                 ("symbol", "ts_ns", "venues")),
-    "VenueFeatures": _obj({"cvd": _obj({"cvd": NUM_OR_NULL, "anchor_ns": INT_OR_NULL, "trades": INT,
-                                        "last_trade_id": INT_OR_NULL}, ("cvd",)),
-                           "vwap": _obj({"vwap": NUM_OR_NULL, "sigma": NUM_OR_NULL,
-                                         "dev_bps": NUM_OR_NULL, "dev_sigma": NUM_OR_NULL}, ("vwap",)),
-                           "volatility": {"type": "object"}, "impulse": {"type": "object"},
-                           "rvol": {"type": "object"}, "imbalance": {"type": "object"},
-                           "last_price": NUM_OR_NULL, "trade_age_ms": NUM_OR_NULL,
-                           "book": _nullable(_ref("TopOfBook")), "quote_age_ms": NUM_OR_NULL,
-                           "bars": {"type": "object"}, "clock_offset_ms": NUM_OR_NULL},
-                          ("cvd", "vwap", "last_price", "book", "bars")),
-    "Features": _obj({"symbol": {"type": "string"}, "ts_ns": NS, "tick": INT,
-                      "venues": {"type": "object", "additionalProperties": _ref("VenueFeatures")},
-                      "basis": {"type": "object"}, "liquidations": {"type": "object"},
-                      "bias": _obj({"score": NUM_OR_NULL}),
-                      "anchor": _obj({"anchor_ns": INT_OR_NULL, "explicit": {"type": "boolean"}},
-                                     ("anchor_ns", "explicit")),
-                      "quality": _obj({"mode": {"enum": ["OK", "DEGRADED", "BAD"]}, "reasons": STR_LIST},
-                                      ("mode", "reasons"))},
-                     ("symbol", "ts_ns", "tick", "venues", "anchor", "quality")),
     "PolyBook": _obj({"valid": {"type": "boolean"}, "stale": {"type": "boolean"},
                       "best_bid": NUM_OR_NULL, "best_ask": NUM_OR_NULL, "mid": NUM_OR_NULL,
                       "age_s": NUM_OR_NULL, "update_id": INT,
@@ -144,20 +114,14 @@ SCHEMAS: dict[str, dict] = {
                         "books": {"type": "object", "additionalProperties": _ref("PolyBook")},
                         "counters": {"type": "object"}, "lookup_errors": {"type": "object"}},
                        ("ts_ns", "window", "books")),
-    "Edge": _obj({"symbol": {"type": "string"}, "ts_ns": NS, "window": {"type": ["string", "null"]},
-                  "fair": _obj({"fast": NUM_OR_NULL, "smooth": NUM_OR_NULL}, ("fast", "smooth")),
-                  "edge": _obj({"decision": {"enum": ["BUY_UP", "BUY_DOWN", "NONE"]},
-                                "reason": {"type": "string"}, "vetoes": {"type": "array"},
-                                "sides": {"type": "object"}}, ("decision",)),
-                  "accumulate": _obj({"action": {"enum": ["SLICE", "HOLD"]}}, ("action",)),
-                  "spikes": {"type": "object"}},
-                 ("ts_ns", "fair", "edge", "accumulate")),
     "AnchorResetRequest": _obj({"anchor_ns": {"type": ["integer", "null"], "minimum": 0, "maximum": INT64_MAX,
                                               "description": "the new anchor, epoch ns (null or absent: now)"}},
                                additionalProperties=False),
     "AnchorResetReply": _obj({"ok": {"const": True}, "anchor_ns": {"type": "integer", "minimum": 0}},
                              ("ok", "anchor_ns")),
 }
+# the documents compute writes: derived from their typed definitions, never restated here
+SCHEMAS.update({name: object_schema(td, COMPONENTS) for td, name in COMPONENTS.items()})
 
 
 def _get(summary: str, schema: str, *, ok: str = "the document", unavailable: str | None = None,
@@ -194,7 +158,7 @@ def build_openapi(max_body_bytes: int) -> dict:
         "/latest/book": _get("Top of book of one venue", "Book", bad_request=True,
                              unavailable="no quote of this venue yet",
                              params=[{"name": "venue", "in": "query", "required": True,
-                                      "schema": {"enum": ["futures", "spot"]}}]),
+                                      "schema": {"enum": list(names.BINANCE_VENUES)}}]),
         "/metrics": {"get": {"summary": "Prometheus exposition of every actor and of the API",
                              "responses": {"200": {"description": "text exposition format 0.0.4",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

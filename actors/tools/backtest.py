@@ -6,9 +6,11 @@ The run is the real pipeline (`run.py --replay`, own ports and shared-memory pre
 next to a live system); this module collects every `edge.<SYMBOL>` message and scores it. The
 scoring is pure (`score`): a SLICE buys `SLICE_USD` of the chosen side at the asks the edge engine
 walked (its `spent_usd`, `shares`, `fee_usd`); a window settles Up when its settlement price is
-at or above its price to beat, both taken from the recording's Chainlink frames with the
-feed's own rules (PriceToBeat; the settlement is the last observation at or before the window end,
-or the mean over the last `twap_lookback_sec` when the window settles on a TWAP).
+at or above its price to beat, both taken from the recording's Chainlink frames with the one
+settlement rule of actors/decide/settlement.py (PriceToBeat; `settlement_price`: the observation at
+the window end, else the last one before it, or the mean over the last `twap_lookback_sec` when the
+window settles on a TWAP). The edge messages come through `ipc.bus.Subscriber`, so a message lost
+on the bus is counted (`bus_lost` in the report), never silently missing from the score.
 
 Invariants: nothing here places an order; a window whose settlement is not in the recording is
 reported `unsettled`, never guessed.
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ipc import recording
-from actors.decide.settlement import PriceToBeat
+from ipc import names, recording
+from ipc.bus import Subscriber, free_tcp_port
+from actors.decide.settlement import PriceToBeat, settlement_price, up_wins
 from actors.venues.polymarket import chainlink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +49,8 @@ def chainlink_series(root: Path) -> list[tuple[int, float]]:
             d = chainlink.parse_frame(recording.frame_bytes(rec), rec["ts_recv_ns"])
         except ValueError:
             continue
-        for x in (d.rec if d.kind == "batch" else [d] if d.kind == "chainlink" else []):
-            seen[int(x.rec[0])] = float(x.rec[-1])
+        for rec_ in (d.recs if d.kind == "chainlink" else ()):
+            seen[int(rec_[0])] = float(rec_[-1])
     return sorted(seen.items())
 
 
@@ -63,13 +65,8 @@ def settlements(series: list[tuple[int, float]], window_sec: int) -> dict[int, d
 
 
 def settle_price(series, end_ns: int, twap_sec: float | None) -> float | None:
-    if not series or series[-1][0] < end_ns:
-        return None                         # the recording stops before the window's end
-    if twap_sec:
-        xs = [p for t, p in series if end_ns - twap_sec * 1e9 < t <= end_ns]
-        return sum(xs) / len(xs) if xs else None
-    last = [p for t, p in series if t <= end_ns]
-    return last[-1] if last else None
+    """The window's settlement price by the one rule, None when the recording does not cover it."""
+    return settlement_price(series, end_ns, bool(twap_sec), twap_sec or 0.0)[0]
 
 
 def score(edges: list[dict], series: list[tuple[int, float]], window_sec: int) -> dict:
@@ -106,7 +103,7 @@ def score(edges: list[dict], series: list[tuple[int, float]], window_sec: int) -
         if beat is None or final is None:
             row.update(outcome=None, pnl_usd=None, reason="unsettled: the recording does not cover it")
             continue
-        up_won = final >= beat
+        up_won = up_wins(final, beat)
         row["outcome"] = "UP" if up_won else "DOWN"
         payoff = sum(s["shares"] for s in row["slices"] if (s["side"] == "UP") == up_won)
         row["pnl_usd"] = payoff - cost
@@ -120,30 +117,23 @@ def score(edges: list[dict], series: list[tuple[int, float]], window_sec: int) -
 
 
 # --- the run -----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SUB_RCVHWM = 1_000_000        # a fast replay must not overflow the collector
 
 
-def run_replay(rec_dir: Path, speed: float, settings, timeout_sec: float) -> list[dict]:
-    """Start `run.py --replay` on private ports, collect edge docs until the replay ends."""
+def run_replay(rec_dir: Path, speed: float, settings, timeout_sec: float) -> tuple[list[dict], int]:
+    """Start `run.py --replay` on private ports, collect edge docs until the replay ends.
+    Returns (edge docs, messages lost on the bus by seq)."""
     import httpx
-    import zmq
 
     tmp = Path(tempfile.mkdtemp(prefix="tdc-backtest-"))
-    ports = {k: str(_free_port()) for k in ("HTTP_PORT", "SIM_PORT", "SIM_SPOT_PORT", "SIM_POLY_PORT")}
-    pub = f"tcp://127.0.0.1:{_free_port()}"
+    ports = {k: str(free_tcp_port()) for k in ("HTTP_PORT", "SIM_PORT", "SIM_SPOT_PORT", "SIM_POLY_PORT")}
+    pub = f"tcp://127.0.0.1:{free_tcp_port()}"
     env = {**os.environ, **ports, "SHM_PREFIX": "bt" + uuid.uuid4().hex[:8], "ZMQ_PUB_URL": pub,
-           "ZMQ_XSUB_URL": f"tcp://127.0.0.1:{_free_port()}",
-           "ZMQ_CONTROL_URL": f"tcp://127.0.0.1:{_free_port()}", "LOG_DIR": str(tmp / "logs"),
+           "ZMQ_XSUB_URL": f"tcp://127.0.0.1:{free_tcp_port()}",
+           "ZMQ_CONTROL_URL": f"tcp://127.0.0.1:{free_tcp_port()}", "LOG_DIR": str(tmp / "logs"),
            "TDC_RUN_DIR": str(tmp / "run"), "DECISION_LOG_DIR": str(tmp / "decisions")}
-    ctx = zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.RCVHWM, 1_000_000)
-    sub.connect(pub)
-    sub.setsockopt(zmq.SUBSCRIBE, f"edge.{settings.symbol}".encode())
+    sub = Subscriber(pub, (names.edge_topic(settings.symbol),), rcvhwm=SUB_RCVHWM)
+    lost = 0
     proc = subprocess.Popen([sys.executable, "run.py", "--replay", str(rec_dir), "--speed", repr(speed)],
                             cwd=ROOT, env=env, stdout=open(tmp / "run.out", "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -154,8 +144,10 @@ def run_replay(rec_dir: Path, speed: float, settings, timeout_sec: float) -> lis
     next_check = 0.0
     try:
         while time.monotonic() < deadline:
-            if sub.poll(100):
-                edges.append(orjson.loads(sub.recv_multipart()[1]))
+            ev = sub.recv(100)
+            if ev is not None:
+                edges.append(ev.msg)
+                lost += ev.lost
                 if time.monotonic() < next_check:
                     continue
             next_check = time.monotonic() + 0.5     # edges flow every tick: look up now and then
@@ -172,14 +164,14 @@ def run_replay(rec_dir: Path, speed: float, settings, timeout_sec: float) -> lis
         else:
             raise TimeoutError(f"the replay did not finish within {timeout_sec:.0f} s; see {tmp}")
     finally:
-        sub.close(0)
+        sub.close()
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-    return edges
+    return edges, lost
 
 
 def main(argv: list[str]) -> int:
@@ -192,12 +184,14 @@ def main(argv: list[str]) -> int:
     from config.settings import load_settings
     s = load_settings()
     series = chainlink_series(a.dir)
-    edges = run_replay(a.dir, a.speed, s, a.timeout)
+    edges, lost = run_replay(a.dir, a.speed, s, a.timeout)
     rep = score(edges, series, s.polymarket_window_sec)
+    rep["bus_lost"] = lost
     if a.json:
         a.json.write_bytes(orjson.dumps(rep, option=orjson.OPT_INDENT_2))
     e = rep["edge_bps"]
-    print(f"ticks {rep['ticks']}  decisions {rep['decisions']}  slices {rep['slices']}")
+    print(f"ticks {rep['ticks']}  decisions {rep['decisions']}  slices {rep['slices']}"
+          f"  lost on the bus {lost}")
     if e["n"]:
         print(f"best-side edge bps: p5 {e['p5']:.1f}  p25 {e['p25']:.1f}  p50 {e['p50']:.1f}  "
               f"p75 {e['p75']:.1f}  p95 {e['p95']:.1f}  max {e['max']:.1f}  (n={e['n']})")

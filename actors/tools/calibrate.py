@@ -8,7 +8,9 @@ winner). For each settled window the prediction p is, with --at:
 - last (default): the last logged `fair.fast` with ts_ns < window_end_ns;
 - mean: the mean of the logged `fair.fast` values of the window (the log is written on changes, so
   this is a mean over decisions, not over time).
-outcome = 1 if Up won else 0. Prints a reliability table (bin i holds i/bins ≤ p < (i+1)/bins, the
+outcome = 1 if Up won else 0, by the one settlement rule (actors/decide/settlement.py `winner`) from
+the record's `settlement` and `price_to_beat` when it carries them (the strategy's records do), else
+its `winner` as written. Prints a reliability table (bin i holds i/bins ≤ p < (i+1)/bins, the
 last bin includes 1; per bin: mean predicted, realised frequency, count) and the Brier score
 mean((p − outcome)²).
 """
@@ -20,6 +22,8 @@ import os
 from pathlib import Path
 
 import orjson
+
+from actors.decide.settlement import winner
 
 
 def reliability(pairs, bins: int = 10) -> list[dict]:
@@ -51,6 +55,13 @@ def _lines(paths):
                         continue
 
 
+def outcome(settled: dict) -> int:
+    """1 if the window went Up, else 0 (module docstring)."""
+    price, beat = settled.get("settlement"), settled.get("price_to_beat")
+    won = winner(price, beat) if price is not None and beat is not None else settled["winner"]
+    return 1 if won == "UP" else 0
+
+
 def join(decisions, settled, at: str = "last") -> list[tuple[float, int]]:
     """(p, outcome) per settled window that has at least one fair value before its end."""
     fairs: dict[str, list[tuple[int, float]]] = {}
@@ -63,7 +74,7 @@ def join(decisions, settled, at: str = "last") -> list[tuple[float, int]]:
         vals = sorted(x for x in fairs.get(w["slug"], []) if x[0] < w["window_end_ns"])
         if vals:
             p = vals[-1][1] if at == "last" else sum(v for _, v in vals) / len(vals)
-            out.append((p, 1 if w["winner"] == "UP" else 0))
+            out.append((p, outcome(w)))
     return out
 
 

@@ -32,9 +32,8 @@ def _records(parse, rec: dict, out: dict[str, list]) -> bool:
         d = parse(recording.frame_bytes(rec), rec["ts_recv_ns"])
     except ValueError:
         return False
-    for x in (d.rec if d.kind == "batch" else [d]):
-        if x.kind in DTYPES and x.rec is not None:
-            out.setdefault(x.kind, []).append(x.rec)
+    if d.kind in DTYPES and d.recs:
+        out.setdefault(d.kind, []).extend(d.recs)
     return True
 
 

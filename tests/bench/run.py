@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from tests.e2e.harness import free_port
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -513,7 +513,7 @@ def main(argv: list[str]) -> int:
         foreign.start()
     if what in ("all", "system", "rest", "rss", "startup"):
         from .system import bench_system
-        print("system: run.py --sim started by the e2e harness (first priced features, /health 200"
+        print("system: run.py --sim started by tests/support/system.py (first priced features, /health 200"
               + ("; REST and memory on the first start" if what != "startup" else "") + ")", flush=True)
         res["system"] = bench_system(
             repeats=a.starts if what in ("all", "system", "startup") else 1,

@@ -1,4 +1,4 @@
-"""System-level benchmarks on the whole system (`python run.py --sim`, started by the e2e harness
+"""System-level benchmarks on the whole system (`python run.py --sim`, started by tests/support/system.py
 on free ports and its own shm prefix): time to first features, resident memory per process, and
 REST throughput under a concurrent load generator (tests/bench/loadgen.py).
 
@@ -31,7 +31,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.e2e.harness import ROOT, System, wait_for
+from tests.support.system import ROOT, System
+from tests.support.wait import wait_for
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -9,28 +9,27 @@ deadline; the only timing assertion is "waited at least Retry-After".
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
-import zmq
 
-from actors.context import Context, context_ring, stream_ring
+from actors.context import context_ring, stream_ring
 from actors.venues.binance import rest as br
 from config.settings import load_settings
 from ipc.ring import RingReader, RingWriter
 from ipc.schema import FLAG_GAP, KLINE
-from ipc.state import Registry, StateBlock
-from tests.context.kline_server import Fault, FakeClock, KlineServer
-from tests.e2e.harness import free_port
+from ipc.state import Registry
+from tests.support.context import Actor, Sub
+from tests.support.kline_server import Fault, FakeClock, KlineServer
+from tests.support.ports import free_port
+from tests.support.wait import wait_for
 
 SHM_DIR = "/dev/shm"
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,17 +38,6 @@ M1, M5 = 60_000, 300_000
 FAPI = "/fapi/v1/klines"
 T0 = 1_700_000_030_000           # 50 s into a minute; long before the real clock (Date never wins)
 CORE = list(KLINE.names[3:])     # open_time_ns .. trades: what the venue decides
-
-
-def wait_until(pred, timeout: float, what: str, poll: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(poll)
 
 
 def core(recs: np.ndarray) -> list:
@@ -67,47 +55,6 @@ def server(clock):
         yield srv
 
 
-class Sub:
-    """Stands in for the bus's XSUB: binds where the actor's publisher connects and keeps reading
-    on its own thread (like the bus proxy), so the subscription reaches the publisher at once."""
-
-    def __init__(self):
-        self.got: list[dict] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(5)
-
-    def _run(self):
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.port = sock.bind_to_random_port("tcp://127.0.0.1")
-        sock.setsockopt(zmq.SUBSCRIBE, b"context.")
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                if sock.poll(20):
-                    topic, payload = sock.recv_multipart()
-                    assert topic == b"context.BTCUSDT"
-                    with self._lock:
-                        self.got.append(orjson.loads(payload))
-        finally:
-            sock.close(0)
-            ctx.term()
-
-    def messages(self) -> list[dict]:
-        with self._lock:
-            return list(self.got)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(5)
-
-
 @pytest.fixture
 def sub():
     s = Sub()
@@ -122,52 +69,6 @@ def settings(prefix, server, sub=None, **kw):
     kw.setdefault("context_rest_backoff_max_sec", 0.5)
     return load_settings(shm_dir=SHM_DIR, shm_prefix=prefix, futures_rest=server.url,
                          zmq_xsub_url=f"tcp://127.0.0.1:{sub.port if sub else free_port()}", **kw)
-
-
-class Actor:
-    """The actor on its own thread and event loop; `stop()` ends it and re-raises its failure."""
-
-    def __init__(self, s, clock):
-        self.s = s
-        self.ctx = Context(s, clock_ns=clock.now_ns)
-        self.exc: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            asyncio.run(self.ctx.run())
-        except BaseException as exc:       # reported by stop()
-            self.exc = exc
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *a):
-        self.stop()
-
-    def stop(self):
-        if self.thread.is_alive():
-            self.ctx.stop()
-            self.thread.join(15)
-            assert not self.thread.is_alive(), "the actor did not stop"
-        if self.exc is not None:
-            raise self.exc
-
-    # --- what the test reads from shared memory ------------------------------------------------
-    def state(self) -> dict:
-        return StateBlock(SHM_DIR, self.s.shm_prefix, "context").read() or {}
-
-    def tf(self, tf: str) -> dict:
-        return self.state().get("tfs", {}).get(tf, {})
-
-    def bootstrapped(self) -> bool:
-        st = self.state()
-        return (st.get("start_ns") == self.ctx.hb.start_ns      # this run's, not a predecessor's
-                and all(v["bootstrapped"] for v in st["tfs"].values()))
-
-    def heartbeat(self) -> dict:
-        return Registry(SHM_DIR, self.s.shm_prefix).read("context") or {}
 
 
 def ring(s, tf: str) -> np.ndarray:
@@ -190,9 +91,9 @@ def assert_contiguous(recs: np.ndarray, tf_ms: int):
 def test_bootstrap_fills_each_ring_with_the_closed_klines(prefix, server, clock, sub):
     s = settings(prefix, server, sub, context_bootstrap_limit=50)
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "bootstrap")
+        wait_for(a.bootstrapped, 10, "bootstrap")
         st = a.state()
-        hb = wait_until(lambda: (h := a.heartbeat()) and h["counters"]["bootstrapped"] == 2 and h,
+        hb = wait_for(lambda: (h := a.heartbeat()) and h["counters"]["bootstrapped"] == 2 and h,
                         5, "heartbeat after bootstrap")
     for tf, tf_ms in (("1m", M1), ("5m", M5)):
         cur = T0 // tf_ms * tf_ms
@@ -222,7 +123,7 @@ def test_bootstrap_fills_each_ring_with_the_closed_klines(prefix, server, clock,
 def test_bootstrap_paginates_past_the_venue_cap(prefix, server, clock):
     s = settings(prefix, server, context_tfs=("1m",), context_bootstrap_limit=2000)
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 15, "bootstrap")
+        wait_for(a.bootstrapped, 15, "bootstrap")
     cur = T0 // M1 * M1
     first = cur - 1999 * M1
     recs = ring(s, "1m")
@@ -239,14 +140,14 @@ def test_restart_does_not_duplicate_and_resumes_after_the_newest(prefix, server,
     s = settings(prefix, server, context_tfs=("1m",))
     cur = T0 // M1 * M1
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "first bootstrap")
+        wait_for(a.bootstrapped, 10, "first bootstrap")
     first = ring(s, "1m")
     assert len(first) == 9
 
     # restart at the same time: nothing new is closed, so nothing is appended
     n0 = len(server.requests(FAPI))
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "second bootstrap")
+        wait_for(a.bootstrapped, 10, "second bootstrap")
         assert a.tf("1m")["appended"] == 0
     assert ring(s, "1m").tolist() == first.tolist()
     (req,) = server.requests(FAPI)[n0:]
@@ -256,7 +157,7 @@ def test_restart_does_not_duplicate_and_resumes_after_the_newest(prefix, server,
     clock.ms = T0 + 3 * M1
     n0 = len(server.requests(FAPI))
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "third bootstrap")
+        wait_for(a.bootstrapped, 10, "third bootstrap")
         assert a.tf("1m")["appended"] == 3
     recs = ring(s, "1m")
     assert len(recs) == 12 and recs[:9].tolist() == first.tolist()
@@ -269,10 +170,10 @@ def test_restart_does_not_duplicate_and_resumes_after_the_newest(prefix, server,
 def test_restart_after_more_than_the_window_marks_the_hole(prefix, server, clock):
     s = settings(prefix, server, context_tfs=("1m",))
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "first bootstrap")
+        wait_for(a.bootstrapped, 10, "first bootstrap")
     clock.ms = T0 + 100 * M1
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "bootstrap after the long stop")
+        wait_for(a.bootstrapped, 10, "bootstrap after the long stop")
         assert a.tf("1m")["discontinuities"] == 1
     recs = ring(s, "1m")
     assert len(recs) == 9 + 1 + 9
@@ -303,23 +204,23 @@ def test_stream_appends_closed_klines_and_backfills_a_gap(prefix, server, clock,
     feed = RingWriter(SHM_DIR, stream_ring(prefix, "BTCUSDT"), KLINE, 1024)   # as the feed would
     cur = T0 // M1 * M1
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "bootstrap")
+        wait_for(a.bootstrapped, 10, "bootstrap")
         assert len(ring(s, "1m")) == 9
 
         # an open kline: the tf's current one, not in the ring
         feed.append(stream_rec(cur, M1, False, 12345.0, T0))
-        wait_until(lambda: (a.tf("1m")["current"] or {}).get("close") == 12345.0, 5, "open kline")
+        wait_for(lambda: (a.tf("1m")["current"] or {}).get("close") == 12345.0, 5, "open kline")
         # a tf we do not track and a gap marker: counted, ignored
         feed.append(stream_rec(T0 // 900_000 * 900_000, 900_000, True, 1.0, T0))
         feed.append_gap(time.time_ns())
-        wait_until(lambda: a.state()["stream"]["other_tf"] == 1 and
+        wait_for(lambda: a.state()["stream"]["other_tf"] == 1 and
                    a.state()["stream"]["gap_markers"] == 1, 5, "ignored records")
 
         # it closes
         clock.ms = cur + M1 + 200
         closed = stream_rec(cur, M1, True, 12346.0, clock.ms)
         feed.append(closed)
-        wait_until(lambda: len(ring(s, "1m")) == 10, 5, "the closed kline in the ring")
+        wait_for(lambda: len(ring(s, "1m")) == 10, 5, "the closed kline in the ring")
         assert core(ring(s, "1m")[-1:]) == core(closed.reshape(1))
         assert ring(s, "1m")[-1]["ts_event_ns"] == clock.ms * MS
         st = a.tf("1m")
@@ -327,7 +228,7 @@ def test_stream_appends_closed_klines_and_backfills_a_gap(prefix, server, clock,
 
         # delivered twice: not appended twice
         feed.append(closed)
-        wait_until(lambda: a.tf("1m")["duplicates"] == 1, 5, "the duplicate counted")
+        wait_for(lambda: a.tf("1m")["duplicates"] == 1, 5, "the duplicate counted")
         assert len(ring(s, "1m")) == 10
 
         # the stream skips two closed klines: they are fetched by REST, then the stream's one
@@ -335,10 +236,10 @@ def test_stream_appends_closed_klines_and_backfills_a_gap(prefix, server, clock,
         clock.ms = cur + 4 * M1 + 200
         ahead = stream_rec(cur + 3 * M1, M1, True, 777.0, clock.ms)
         feed.append(ahead)
-        wait_until(lambda: len(ring(s, "1m")) == 13, 10, "backfill and the stream kline")
+        wait_for(lambda: len(ring(s, "1m")) == 13, 10, "backfill and the stream kline")
         st = a.tf("1m")
         assert (st["stream_gaps"], st["backfilled"], st["from_stream"], st["duplicates"]) == (1, 2, 2, 1)
-        wait_until(lambda: len([m for m in sub.messages() if m["tf"] == "1m"
+        wait_for(lambda: len([m for m in sub.messages() if m["tf"] == "1m"
                                 and m["kline"]["open_time_ns"] >= cur * MS]) == 4, 5, "messages")
     recs = ring(s, "1m")
     assert_contiguous(recs, M1)
@@ -359,10 +260,10 @@ def test_feed_down_klines_come_from_rest_after_the_grace(prefix, server, clock):
     s = settings(prefix, server, context_tfs=("1m",), context_stream_grace_sec=2.0)
     cur = T0 // M1 * M1
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 10, "bootstrap")
+        wait_for(a.bootstrapped, 10, "bootstrap")
         n0 = len(server.requests(FAPI))
         clock.ms = cur + 3 * M1 + 2500       # 3 klines closed, the first for more than the grace
-        wait_until(lambda: len(ring(s, "1m")) == 12, 10, "REST catch-up")
+        wait_for(lambda: len(ring(s, "1m")) == 12, 10, "REST catch-up")
         st = a.tf("1m")
         assert (st["backfilled"], st["from_rest"], st["from_stream"]) == (3, 12, 0)
         assert st["current"]["open_time_ns"] == (cur + 3 * M1) * MS
@@ -379,11 +280,11 @@ def test_ban_reported_in_heartbeat_waited_and_recovered(prefix, server, clock):
     server.fail_next(Fault(418, {"Retry-After": "2"}))
     s = settings(prefix, server, context_tfs=("1m",))
     with Actor(s, clock) as a:
-        hb = wait_until(lambda: (h := a.heartbeat()) and h.get("counters", {}).get("banned") and h,
+        hb = wait_for(lambda: (h := a.heartbeat()) and h.get("counters", {}).get("banned") and h,
                         10, "the ban in the heartbeat")
         assert hb["rest"]["bans"] == 1 and hb["counters"]["banned_until_ns"] > time.time_ns()
-        wait_until(a.bootstrapped, 10, "bootstrap after the ban")
-        wait_until(lambda: a.heartbeat()["counters"]["banned"] is False, 5, "the ban over")
+        wait_for(a.bootstrapped, 10, "bootstrap after the ban")
+        wait_for(lambda: a.heartbeat()["counters"]["banned"] is False, 5, "the ban over")
     reqs = server.requests(FAPI)
     assert [r.status for r in reqs] == [418, 200]
     assert reqs[1].t_arrive - reqs[0].t_reply >= 2.0
@@ -394,7 +295,7 @@ def test_429_then_500_then_timeout_all_recovered(prefix, server, clock):
     server.fail_next(Fault(429, {"Retry-After": "1"}), Fault(500), Fault(None, delay=5.0))
     s = settings(prefix, server, context_tfs=("1m",), context_rest_timeout_sec=0.5)
     with Actor(s, clock) as a:
-        wait_until(a.bootstrapped, 20, "bootstrap through the faults")
+        wait_for(a.bootstrapped, 20, "bootstrap through the faults")
         rest = a.state()["rest"]
     assert rest["errors"] == {"429": 1, "500": 1, "timeout": 1}
     assert (rest["requests"], rest["ok"], rest["retries"]) == (4, 1, 3)
@@ -412,7 +313,7 @@ def test_rest_failures_keep_retrying_and_are_reported(prefix, server, clock, tro
     else:
         s = settings(prefix, server, symbol="ETHUSDT", **kw)
     with Actor(s, clock) as a:
-        hb = wait_until(lambda: (h := a.heartbeat()) and h["counters"]["sync_errors"] >= 3 and h,
+        hb = wait_for(lambda: (h := a.heartbeat()) and h["counters"]["sync_errors"] >= 3 and h,
                         15, "repeated, reported failures")
         assert a.thread.is_alive()
         err = hb["errors"]["1m"]
@@ -432,7 +333,7 @@ def test_run_py_context_process(prefix):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             reg = Registry(SHM_DIR, prefix)
-            wait_until(lambda: (h := reg.read("context")) and h["counters"]["bootstrapped"] == 2,
+            wait_for(lambda: (h := reg.read("context")) and h["counters"]["bootstrapped"] == 2,
                        20, "the process bootstrapped")
             s = load_settings(shm_prefix=prefix)
             for tf, tf_ms in (("1m", M1), ("5m", M5)):

@@ -3,7 +3,7 @@ endpoint (the real sim server on 127.0.0.1, which also serves the klines REST), 
 fallback against the test klines server; real shm (a unique prefix per test, every segment
 unlinked) and a real ZeroMQ socket for the `context.<SYMBOL>` messages.
 
-The actor runs in-process on its own thread and event loop (tests/context/test_context.py's
+The actor runs in-process on its own thread and event loop (tests/support/context.py's
 Actor), the sim on another. Every wait is on a condition with a deadline; the timing assertions
 are "no request while blocked" and "waited at least the block / backoff".
 """
@@ -24,8 +24,9 @@ from config.settings import Settings, load_settings
 from ipc.ring import RingReader
 from ipc.schema import KLINE
 from ipc.state import StateBlock
-from tests.context.kline_server import FakeClock, KlineServer
-from tests.context.test_context import Actor, Sub, wait_until
+from tests.support.kline_server import FakeClock, KlineServer
+from tests.support.context import Actor, Sub
+from tests.support.wait import wait_for
 
 SHM_DIR = "/dev/shm"
 SECRET = "s3cret-test"
@@ -145,7 +146,7 @@ def test_taapi_values_land_in_shm_and_on_the_bus(prefix, sub):
     with SimThread(sim_taapi_rate_per_sec=5.0) as sim:
         s = taapi_settings(prefix, sim, sub, taapi_tfs=("1m", "5m"))
         with Actor(s, WallClock) as a:
-            got = wait_until(lambda: have_values(s, ("1m", "5m"), "taapi"), 20, "TAAPI values in shm")
+            got = wait_for(lambda: have_values(s, ("1m", "5m"), "taapi"), 20, "TAAPI values in shm")
             for tf, tf_ms in (("1m", M1), ("5m", 5 * M1)):
                 e = got[tf]
                 candle_ns = e["kline_open_ns"]
@@ -155,14 +156,14 @@ def test_taapi_values_land_in_shm_and_on_the_bus(prefix, sub):
                 assert 0 <= e["age_ms"] < 20_000 and e["ts_ns"] <= time.time_ns()
                 # the same numbers as the local path on the context's own ring (klines from the
                 # same sim, through REST): one computation, two transports
-                (recs,) = wait_until(lambda: (lambda r: [r] if (r["open_time_ns"] == candle_ns).any() else None)(
+                (recs,) = wait_for(lambda: (lambda r: [r] if (r["open_time_ns"] == candle_ns).any() else None)(
                     ring(s, tf)), 15, f"{tf} ring up to the TAAPI candle")
                 recs = recs[recs["open_time_ns"] <= candle_ns][-ind.WINDOW:]
                 assert len(recs) == ind.WINDOW
                 assert_values(e, ind.bundle_klines(recs)[0])
-            msgs = wait_until(lambda: [m for m in sub.messages() if "indicators" in m] or None, 5,
+            msgs = wait_for(lambda: [m for m in sub.messages() if "indicators" in m] or None, 5,
                               "indicator messages")
-            hb = wait_until(lambda: (h := a.heartbeat()) and h["counters"]["taapi_ok"] >= 2 and h, 5,
+            hb = wait_for(lambda: (h := a.heartbeat()) and h["counters"]["taapi_ok"] >= 2 and h, 5,
                             "heartbeat with TAAPI counters")
             stats = sim.stats()
         c = hb["counters"]
@@ -184,10 +185,10 @@ def test_a_429_is_honoured(prefix, sub):
         # the client thinks its plan allows 20/s; the sim allows 0.5/s after a burst of 2
         s = taapi_settings(prefix, sim, sub, taapi_tfs=("1m", "5m", "15m"), taapi_rate_per_sec=20.0)
         with Actor(s, WallClock) as a:
-            wait_until(lambda: have_values(s, ("1m", "5m", "15m"), "taapi"), 20,
+            wait_for(lambda: have_values(s, ("1m", "5m", "15m"), "taapi"), 20,
                        "TAAPI values for every tf despite the 429")
             stats = sim.stats()
-            hb = wait_until(lambda: (h := a.heartbeat()) and h["counters"]["taapi_ok"] >= 3 and h, 5,
+            hb = wait_for(lambda: (h := a.heartbeat()) and h["counters"]["taapi_ok"] >= 3 and h, 5,
                             "heartbeat")
             e = entries(s)
     log = stats["log"]
@@ -211,7 +212,7 @@ def test_a_wrong_secret_is_counted_and_backed_off_never_fatal(prefix, sub):
         s = taapi_settings(prefix, sim, sub, taapi_tfs=("5m",), taapi_secret="not-the-secret",
                            taapi_rate_per_sec=50.0)
         with Actor(s, WallClock) as a:
-            hb = wait_until(lambda: (h := a.heartbeat()) and h["counters"]["taapi_errors"] >= 3 and h,
+            hb = wait_for(lambda: (h := a.heartbeat()) and h["counters"]["taapi_errors"] >= 3 and h,
                             15, "three failed TAAPI calls")
             e = entries(s)["5m"]
             stats = sim.stats()
@@ -236,8 +237,8 @@ def test_local_fallback_from_the_context_klines(prefix, sub, enabled, secret):
         s = ctx_settings(prefix, server.url, sub, taapi_enabled=enabled, taapi_secret=secret,
                          taapi_tfs=("1m", "5m", "15m"), context_stream_grace_sec=0.2)
         with Actor(s, clock) as a:
-            wait_until(a.bootstrapped, 15, "bootstrap")
-            got = wait_until(lambda: have_values(s, ("1m", "5m"), "local"), 10, "local values")
+            wait_for(a.bootstrapped, 15, "bootstrap")
+            got = wait_for(lambda: have_values(s, ("1m", "5m"), "local"), 10, "local values")
             for tf in ("1m", "5m"):
                 recs = ring(s, tf)
                 assert got[tf]["kline_open_ns"] == recs["open_time_ns"][-1]
@@ -249,15 +250,15 @@ def test_local_fallback_from_the_context_klines(prefix, sub, enabled, secret):
             # the next 1m kline (REST catch-up once due) moves the 1m values
             first = got["1m"]["kline_open_ns"]
             clock.ms += M1
-            e = wait_until(lambda: (lambda x: x if x.get("kline_open_ns") == first + M1 * MS else None)(
+            e = wait_for(lambda: (lambda x: x if x.get("kline_open_ns") == first + M1 * MS else None)(
                 entries(s).get("1m", {})), 15, "1m values for the next kline")
             recs = ring(s, "1m")
             assert recs["open_time_ns"][-1] == first + M1 * MS
             assert_values(e, ind.bundle_klines(recs[-ind.WINDOW:])[0], rel=0)
             assert e["updates"] >= 2
-            hb = wait_until(lambda: (h := a.heartbeat()) and h["counters"]["indicator_updates"] >= 3 and h,
+            hb = wait_for(lambda: (h := a.heartbeat()) and h["counters"]["indicator_updates"] >= 3 and h,
                             5, "heartbeat")
-            msgs = wait_until(lambda: (lambda ms: ms if {m["tf"] for m in ms} >= {"1m", "5m"} else None)(
+            msgs = wait_for(lambda: (lambda ms: ms if {m["tf"] for m in ms} >= {"1m", "5m"} else None)(
                 [m for m in sub.messages() if "indicators" in m]), 5, "indicator messages")
     assert block(s)["mode"] == "local" and block(s)["taapi"] is None
     c = hb["counters"]

@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from ipc.ring import RingReader
 from ipc import names
-from ipc.schema import FLAG_GAP, TRADE
-from tests.e2e.harness import wait_for
+from ipc.schema import FLAG_GAP
+from tests.support.rings import open_reader
+from tests.support.wait import wait_for
 
 from .tools import SYMBOL, actor, healthy, running_system, state
 
@@ -58,7 +58,7 @@ def test_rotation_ahead_of_the_venue_limit_loses_nothing(skewed):
     system, offset = skewed
     healthy(system)
     s = system.settings()
-    r = RingReader(s.shm_dir, names.FUTURES_RINGS["trade"].name(s.shm_prefix, SYMBOL), TRADE)
+    r = open_reader(names.FUTURES_RINGS["trade"], s.shm_prefix, SYMBOL, s.shm_dir)
     a0 = actor(system, "feed_futures")
     sp0 = actor(system, "feed_spot")
     conns = {("feed_futures", c): v for c, v in a0["connections"].items()}

@@ -18,10 +18,11 @@ from collections import Counter
 import pytest
 
 from ipc import recording
-from tests.e2e.harness import wait_for
+from tests.support.bus import BusTap
+from tests.support.rings import RingFollower, ring_counters
+from tests.support.wait import wait_for
 
-from .tools import (BusTap, RingFollower, actor, children, healthy, pid_alive, ring_counters,
-                    running_system, state, wait_or_logs)
+from .tools import actor, children, healthy, pid_alive, running_system, state, wait_or_logs
 
 CONTEXT_TOPIC = "context.BTCUSDT"
 TOPICS = ("tick.futures.trade.BTCUSDT", "tick.futures.mark.BTCUSDT", "tick.spot.trade.BTCUSDT",
@@ -97,7 +98,7 @@ def test_kill_9_each_actor(drill, name):
         CONTEXT_KILL["boot"] = wait_for(lambda: tap.last_boot(CONTEXT_TOPIC), 70,
                                         "a message on context.BTCUSDT")
     old_workers = children(old_pid) if name == "api" else set()
-    rings_before = ring_counters(system)
+    rings_before = ring_counters(system.env["SHM_PREFIX"])
     data0, gaps0 = follower.snapshot()
     fut_conn0 = before_state["actors"]["feed_futures"]["connections"]
     t_kill = time.monotonic()
@@ -114,7 +115,7 @@ def test_kill_9_each_actor(drill, name):
     t_up = time.monotonic()
     # the rings it writes continue their counters (and every other ring never went back)
     after = wait_for(lambda: (lambda c: c if all(c[r] > rings_before[r] for r in rings) else None)(
-        ring_counters(system)), 30, f"the rings of {name} growing again")
+        ring_counters(system.env["SHM_PREFIX"])), 30, f"the rings of {name} growing again")
     back = {r: (rings_before[r], after.get(r)) for r in rings_before if after.get(r, -1) < rings_before[r]}
     assert not back, f"ring counters went back or vanished: {back}"
     # every publisher of the killed actor: the subscriber sees the restart flagged, not a jump

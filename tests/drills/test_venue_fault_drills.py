@@ -3,7 +3,7 @@ the API gets malformed requests; one system for the whole module.
 
 For the Binance faults the trade ring is read across the fault and accounted for exactly: every
 trade id the feed did not write is counted in its `ids_missing`, a reconnect leaves a gap record,
-no id is ever written twice (tests/feeds/stack.trade_accounting)."""
+no id is ever written twice (tests/support/stack.trade_accounting)."""
 from __future__ import annotations
 
 import os
@@ -17,10 +17,12 @@ import pytest
 
 from actors.sim.faults import inject, stats
 from ipc.state import Registry
-from tests.e2e.harness import wait_for
-from tests.feeds.stack import trade_accounting
+from ipc import names
+from tests.support.rings import open_reader
+from tests.support.stack import trade_accounting
+from tests.support.wait import wait_for
 
-from .tools import SYMBOL, actor, children, healthy, raw_http, running_system, state
+from .tools import SYMBOL, actor, children, healthy, raw_http, running_system, state, wait_or_logs
 
 OUTCOMES: dict[str, dict] = {}
 
@@ -50,11 +52,8 @@ class Drill:
         return self.hb(actor_).get("counters", {})
 
     def reader(self, venue: str, kind: str):
-        from ipc.ring import RingReader
-        from ipc import names
-        from ipc.schema import DTYPES
-        return RingReader(self.s.shm_dir, names.venue_ring(venue, kind).name(self.s.shm_prefix, SYMBOL), DTYPES[kind],
-                          from_oldest=True)
+        return open_reader(names.venue_ring(venue, kind), self.s.shm_prefix, SYMBOL, self.s.shm_dir,
+                           from_oldest=True)
 
     def settled(self, reader, actor_: str = "feed_futures") -> dict:
         """The trade stream's counters once the heartbeat has caught up with the ring."""
@@ -81,11 +80,10 @@ class TradeWindow:
         self.recs = [self.r.read()[-1:]]
 
     def close(self, min_new: int = 60) -> tuple[np.ndarray, dict]:
-        deadline = time.monotonic() + 30
-        while sum(len(x) for x in self.recs) < min_new + 1:
-            assert time.monotonic() < deadline, "trades did not resume\n" + self.d.system.logs()
+        def resumed():
             self.recs.append(self.r.read())
-            time.sleep(0.05)
+            return sum(len(x) for x in self.recs) >= min_new + 1
+        wait_or_logs(self.d.system, resumed, 30, f"{min_new} trades after the fault")
         after = self.d.settled(self.r, self.actor)
         self.recs.append(self.r.read())
         assert self.r.overrun == 0

@@ -13,7 +13,8 @@ from pathlib import Path
 import jsonschema_rs
 from prometheus_client.parser import text_string_to_metric_families
 
-from .harness import ROOT, wait_for
+from tests.support.system import ROOT
+from tests.support.wait import wait_for
 
 STALE_REQUESTS = 1000
 OWN_REQUESTS = 7

@@ -12,10 +12,11 @@ import httpx
 from ipc import recording
 from ipc.bus import Subscriber
 
-from .harness import System, wait_for
+from tests.support.system import System
+from tests.support.wait import wait_for
 
 FEEDS = ("feed_futures", "feed_spot", "feed_poly", "feed_chainlink")
-TIMING = ("seq", "boot", "ts_ns")      # publish stamps: differ between any two runs
+TIMING = ("seq", "boot", "ts_ns", "pub_ts_ns")   # publish stamps: differ between any two runs
 
 
 class BarTap:
@@ -154,7 +155,7 @@ def test_record_kill_recorder_replay(tmp_path):
     import sys
 
     import pyarrow.parquet as pq
-    from .harness import ROOT
+    from tests.support.system import ROOT
     out = tmp_path / "parquet"
     subprocess.run([sys.executable, "run.py", "export", str(rec_dir), str(out)], cwd=ROOT, check=True,
                    timeout=120, capture_output=True)

@@ -1,31 +1,65 @@
-"""End to end: the whole system under real supervisord against the sim.
+"""End to end: the whole system under real supervisord against the sim, one system for the module.
 
-A ZeroMQ subscriber takes trades and features; the test recomputes a closed bar and the CVD from
-the ticks it received and compares them with /latest/bars and /latest/features. Then the futures
-feed is killed with SIGKILL: supervisord restarts it, the ring counter continues, /health reports
-the outage and recovers, and compute keeps ticking through it.
+A bus tap takes trades and features from the start; the checks recompute a closed bar and the CVD
+from the ticks received and compare them with /latest/bars and /latest/features, then look at the
+rest of the system (spot, Polymarket, edge, context, metrics, OpenAPI, the control route). Last,
+the futures feed is killed with SIGKILL: supervisord restarts it, the ring counter continues,
+/health reports the outage and recovers, and compute keeps ticking through it. Each check is its
+own test, in this order, so the first failure does not hide the others.
 """
 from __future__ import annotations
 
 import os
 import signal
-import time
 
 import httpx
 import orjson
 import pytest
 
-from ipc.bus import Subscriber
-from ipc.ring import RingReader
 from ipc import names
-from ipc.schema import FLAG_GAP, TRADE
+from ipc.schema import FLAG_GAP
+from tests.support.bus import BusTap
+from tests.support.rings import open_reader
+from tests.support.system import running_system
+from tests.support.wait import wait_for
 
-from .harness import wait_for
 from .metrics_checks import check_metrics_and_openapi, plant_stale_latency
 
 SYMBOL = "BTCUSDT"
-T_TRADE = f"tick.futures.trade.{SYMBOL}"
-T_FEATURES = f"features.{SYMBOL}"
+T_TRADE = names.tick_topic("futures", "trade", SYMBOL)
+T_FEATURES = names.features_topic(SYMBOL)
+TOKEN = "e2e-token"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    """The running, healthy system (stopped with the clean-stop checks after the last test)."""
+    prefix = plant_stale_latency()       # a killed previous run's API worker file, to be cleaned
+    with running_system(tmp_path_factory.mktemp("e2e"), SHM_PREFIX=prefix, SIM_TRADE_RATE="60",
+                        HEALTH_DATA_STALE_SEC="3", API_TOKEN=TOKEN, VOL_WARMUP_SAMPLES="3") as sys_:
+        wait_for(lambda: sys_.health()[0] == 200, 60, "/health 200 after start\n" + sys_.logs())
+        yield sys_
+
+
+@pytest.fixture(scope="module")
+def tap(system):
+    """Every trade and features message from just after the system is healthy."""
+    t = BusTap(system.pub_url, (T_TRADE, T_FEATURES))
+    yield t
+    t.close()
+
+
+def trades(tap: BusTap) -> list[dict]:
+    return tap.messages(T_TRADE)
+
+
+def features(tap: BusTap) -> list[dict]:
+    return tap.messages(T_FEATURES)
+
+
+def no_loss(tap: BusTap) -> None:
+    bad = tap.anomalies()
+    assert bad == [], f"unexpected loss or restart on the bus: {bad[:3]}"
 
 
 def recompute_bar(trades: list[dict], start_ns: int, end_ns: int) -> dict:
@@ -40,86 +74,84 @@ def recompute_bar(trades: list[dict], start_ns: int, end_ns: int) -> dict:
             "first_trade_id": sel[0]["trade_id"], "last_trade_id": sel[-1]["trade_id"]}
 
 
-def test_system_end_to_end(system):
-    prefix = plant_stale_latency()       # a killed previous run's API worker file, to be cleaned
-    system.start(SHM_PREFIX=prefix, SIM_TRADE_RATE="60", HEALTH_DATA_STALE_SEC="3", API_TOKEN="e2e-token",
-                 VOL_WARMUP_SAMPLES="3")
-    wait_for(lambda: system.health()[0] == 200, 60, "/health 200 after start\n" + system.logs())
-    # every actor heartbeats, the API's gunicorn master included (it reports its workers)
+def test_every_actor_heartbeats(system):
+    # the API's gunicorn master included (it reports its workers)
     h0 = wait_for(lambda: (lambda b: b if b["actors"].get("api", {}).get("counters", {}).get("workers")
                            == 2 else None)(system.health()[1]), 20, "the api heartbeat with 2 workers")
     assert {"bus", "feed_futures", "compute", "api", "sim"} <= set(h0["actors"]), h0["actors"].keys()
     assert all(a["alive"] for a in h0["actors"].values()), h0["actors"]
 
-    sub = Subscriber(system.pub_url, (T_TRADE, T_FEATURES))
-    trades: list[dict] = []
-    features: list[dict] = []
 
-    def pump(until, timeout, what):
-        """Take every queued message, then check `until` (at most every 200 ms)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            check_at = time.monotonic() + 0.2
-            while time.monotonic() < check_at:
-                ev = sub.recv(50)
-                if ev is not None:
-                    assert ev.lost == 0 and not ev.restarted, f"unexpected loss on {ev.topic}: {ev}"
-                    (trades if ev.topic == T_TRADE else features).append(ev.msg)
-            if until():
-                return
-        raise AssertionError(f"timed out waiting for {what}")
-
-    # --- a closed 5s bar lying wholly inside what we received --------------------------------
+def test_a_closed_bar_equals_the_bar_recomputed_from_the_ticks(system, tap):
     def bar_inside():
-        if len(trades) < 5:
+        """A closed 5s bar lying wholly inside what the tap received."""
+        ts = trades(tap)
+        if len(ts) < 5:
             return None
         r = system.get("/latest/bars")
         if r.status_code != 200:
             return None
-        first_id = trades[0]["trade_id"]
         for bar in r.json()["venues"]["futures"]["5s"]["closed"]:
-            if bar["trades"] and bar["first_trade_id"] > first_id and bar["last_trade_id"] <= trades[-1]["trade_id"]:
-                return bar
+            if bar["trades"] and bar["first_trade_id"] > ts[0]["trade_id"] \
+                    and bar["last_trade_id"] <= ts[-1]["trade_id"]:
+                return bar, ts
         return None
 
-    pump(bar_inside, 40, "a closed 5s bar covered by received ticks")
-    bar = bar_inside()
-    ref = recompute_bar(trades, bar["start_ns"], bar["end_ns"])
+    bar, ts = wait_for(bar_inside, 40, "a closed 5s bar covered by received ticks", interval=0.2)
+    no_loss(tap)
+    ref = recompute_bar(ts, bar["start_ns"], bar["end_ns"])
     for k in ("open", "close", "high", "low", "trades", "first_trade_id", "last_trade_id"):
         assert bar[k] == ref[k], k
     for k in ("volume", "buy_volume", "sell_volume", "delta", "vwap"):
         assert bar[k] == pytest.approx(ref[k], rel=1e-9, abs=1e-12), k
 
-    # --- seq strictly +1 per topic (Subscriber asserted no loss above) ------------------------
-    for msgs in (trades, features):
+
+def test_bus_seq_is_contiguous_per_topic(tap):
+    wait_for(lambda: len(trades(tap)) >= 5 and len(features(tap)) >= 2, 20, "trades and features on the bus")
+    no_loss(tap)
+    for msgs in (trades(tap), features(tap)):
         seqs = [m["seq"] for m in msgs]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
-    # --- CVD between two features messages equals the signed volume received in between ------
+
+def test_cvd_between_two_features_equals_the_signed_volume_received(tap):
     def cvd_of(f):
         return f["venues"]["futures"]["cvd"]
 
     def pair():
-        covered = [f for f in features if (cvd_of(f)["last_trade_id"] or 0) >= trades[0]["trade_id"]]
+        first_id = trades(tap)[0]["trade_id"]
+        covered = [f for f in features(tap) if (cvd_of(f)["last_trade_id"] or 0) >= first_id]
         if len(covered) >= 2 and cvd_of(covered[-1])["last_trade_id"] > cvd_of(covered[0])["last_trade_id"]:
             return cvd_of(covered[0]), cvd_of(covered[-1])
         return None
 
-    pump(pair, 20, "two features messages with new trades, both covered by received ticks")
-    f1, f2 = pair()
-    pump(lambda: trades[-1]["trade_id"] >= f2["last_trade_id"], 10, "the ticks up to f2")
-    signed = sum(t["qty"] * t["side"] for t in trades
-                 if f1["last_trade_id"] < t["trade_id"] <= f2["last_trade_id"])
+    f1, f2 = wait_for(pair, 20, "two features messages with new trades, both covered by received ticks")
+    ts = wait_for(lambda: (lambda ts: ts if ts[-1]["trade_id"] >= f2["last_trade_id"] else None)(trades(tap)),
+                  10, "the ticks up to f2")
+    no_loss(tap)
+    signed = sum(t["qty"] * t["side"] for t in ts if f1["last_trade_id"] < t["trade_id"] <= f2["last_trade_id"])
     assert f2["cvd"] - f1["cvd"] == pytest.approx(signed, abs=1e-9 * max(1.0, abs(f2["cvd"])))
-    # --- the rest of the system: spot in the features, every actor in /metrics ----------------
+
+
+def test_latest_features_carry_spot_and_follow_the_bus(system, tap):
+    last_seen = wait_for(lambda: features(tap), 10, "a features message")[-1]
     latest = system.get("/latest/features").json()
     assert latest["venues"]["spot"]["book"]["mid"] > 0
     spread_bps = abs(latest["venues"]["futures"]["book"]["mid"] / latest["venues"]["spot"]["book"]["mid"] - 1) * 1e4
     assert spread_bps < 50, "sim basis should be a few bps"
+    assert latest["venues"]["futures"]["cvd"]["cvd"] is not None
+    assert latest["tick"] >= last_seen["tick"]
+
+
+def test_every_actor_is_up_in_metrics(system):
     metrics = system.get("/metrics").text
-    for actor in ("bus", "feed_futures", "feed_spot", "context", "compute", "api", "sim"):
+    for actor in ("bus", "feed_futures", "feed_spot", "context", "compute", "api", "sim",
+                  "feed_poly", "feed_chainlink"):
         assert f'tdc_actor_up{{actor="{actor}"}} 1.0' in metrics, actor
     assert 'tdc_feed_stream_records_total{actor="feed_spot",stream="trade"}' in metrics
+
+
+def test_polymarket_window_edge_and_decision_log(system):
     poly = wait_for(lambda: (lambda d: d if d.get("window") and d["books"]["UP"].get("valid") else None)(
         system.get("/latest/polymarket").json()), 20, "the Polymarket window and books")
     assert poly["window"]["slug"].startswith("btc-updown-15m-")
@@ -135,20 +167,23 @@ def test_system_end_to_end(system):
     assert len(logs) == 1, logs
     first = orjson.loads(logs[0].read_bytes().splitlines()[0])
     assert {"fair", "edge", "accumulate", "ts_ns"} <= set(first)
-    for actor in ("feed_poly", "feed_chainlink"):
-        assert f'tdc_actor_up{{actor="{actor}"}} 1.0' in metrics, actor
+
+
+def test_context_bootstrapped_every_timeframe(system):
     ctx = system.health()[1]["actors"]["context"]["counters"]
     # (context may start before the sim listens: refused connections are retried, not fatal)
-    assert ctx["bootstrapped"] == len(system.settings().context_tfs) and ctx["banned"] == 0
-    assert ctx["klines_appended"] >= len(system.settings().context_tfs) * 100
-    assert latest["venues"]["futures"]["cvd"]["cvd"] is not None
-    assert latest["tick"] >= features[-1]["tick"]
+    tfs = system.settings().context_tfs
+    assert ctx["bootstrapped"] == len(tfs) and ctx["banned"] == 0
+    assert ctx["klines_appended"] >= len(tfs) * 100
 
-    # --- /metrics histograms, API latency of our own requests, live documents vs /openapi.json --
+
+def test_metrics_histograms_and_openapi(system):
+    """/metrics histograms, API latency of our own requests, live documents vs /openapi.json."""
     check_metrics_and_openapi(system)
 
-    # --- anchor reset through the API, compute and back ---------------------------------------
-    r = httpx.post(system.http + "/control/anchor/reset", headers={"Authorization": "Bearer e2e-token"},
+
+def test_anchor_reset_through_the_api_and_compute(system):
+    r = httpx.post(system.http + "/control/anchor/reset", headers={"Authorization": f"Bearer {TOKEN}"},
                    timeout=5)
     assert r.status_code == 200, r.text
     anchor = r.json()["anchor_ns"]
@@ -160,9 +195,11 @@ def test_system_end_to_end(system):
     assert fut["cvd"]["from_ns"] is None or fut["cvd"]["from_ns"] >= anchor
     assert httpx.post(system.http + "/control/anchor/reset", timeout=5).status_code == 401
 
-    # --- kill -9 the feed ------------------------------------------------------------------
+
+def test_a_killed_feed_is_restarted_and_health_recovers(system):
+    """Last: it takes the futures feed down."""
     s = system.settings()
-    ring = RingReader(s.shm_dir, names.FUTURES_RINGS["trade"].name(s.shm_prefix, SYMBOL), TRADE)
+    ring = open_reader(names.FUTURES_RINGS["trade"], s.shm_prefix, SYMBOL, s.shm_dir)
     code, h = system.health()
     old_pid = h["actors"]["feed_futures"]["pid"]
     ticks_before = h["actors"]["compute"]["counters"]["ticks"]
@@ -182,4 +219,3 @@ def test_system_end_to_end(system):
     assert after["flags"][0] & FLAG_GAP or (after["flags"] & FLAG_GAP).any(), "no gap marker after restart"
     assert up["actors"]["compute"]["counters"]["ticks"] > ticks_before
     assert up["actors"]["compute"]["pid"] == h["actors"]["compute"]["pid"], "compute must not restart"
-    sub.close()

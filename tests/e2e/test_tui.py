@@ -26,7 +26,9 @@ import time
 import pyte
 import pytest
 
-from .harness import ROOT, free_port, wait_for
+from tests.support.ports import free_port
+from tests.support.system import ROOT
+from tests.support.wait import wait_for
 
 COLS, ROWS = 120, 40
 NUM = r"-?[\d,]+\.\d+"

@@ -8,9 +8,10 @@ import sys
 import pytest
 
 from actors.sim.faults import inject, stats
-from tests.e2e.harness import ROOT, wait_for
+from tests.support.system import ROOT
+from tests.support.wait import wait_for
 
-from .stack import Stack
+from tests.support.stack import Stack
 
 
 @pytest.mark.parametrize("kind,status", [("rest429", "429"), ("rest418", "418")])

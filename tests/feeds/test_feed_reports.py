@@ -3,18 +3,19 @@ messages. The sim runs as a real process; the feed runs in-process with a delibe
 from __future__ import annotations
 
 import asyncio
-import time
 import types
 
 import pytest
 
-from actors.feed.shell import ConnPlan, Feed
+from actors.feed.shell import Feed
+from actors.venues.envelope import ConnPlan
 from actors.venues.binance import parse as binance, futures as binance_futures
 from config.settings import load_settings
 from ipc.bus import Publisher
 from ipc.shm import unlink_prefix
 
-from .stack import Stack
+from tests.support.stack import Stack
+from tests.support.wait import wait_for_async
 
 
 def wrong_route_venue(settings):
@@ -37,10 +38,7 @@ def test_a_stream_that_never_delivers_is_reported_not_rotated(tmp_path):
 
         async def run():
             task = asyncio.create_task(feed.run_connection(feed.conns[0]))
-            deadline = time.monotonic() + 20
-            while not feed.conns[0].silent_streams:
-                assert time.monotonic() < deadline, "the silent stream was never reported"
-                await asyncio.sleep(0.1)
+            await wait_for_async(lambda: feed.conns[0].silent_streams, 20, "the silent stream reported")
             feed.stop()
             await asyncio.wait_for(task, 10)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.e2e.harness import wait_for
+from tests.support.wait import wait_for
 
-from .stack import Stack, trade_accounting
+from tests.support.stack import Stack, trade_accounting
 
 
 def test_rotation_at_full_rate_loses_and_duplicates_nothing(tmp_path):

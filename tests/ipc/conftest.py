@@ -1,5 +1,5 @@
 """Fixtures for the shared-memory tests: unique segment names that are always unlinked, and
-processes that are always reaped. (The deadline-bounded wait is `ring_procs.wait_until`.)"""
+processes that are always reaped. (The deadline-bounded wait is tests/support/wait.wait_for.)"""
 from __future__ import annotations
 
 import multiprocessing

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 
 import numpy as np
 
@@ -139,15 +138,3 @@ def read_then_hang(shm_dir: str, name: str, q) -> None:
     while True:
         r.read()
         os.sched_yield()
-
-
-def wait_until(pred, timeout: float, what: str, poll: float = 0.0005):
-    """Poll `pred` until it returns a truthy value (returned); fail naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(poll)

@@ -9,7 +9,8 @@ import pytest
 import zmq
 
 from ipc.bus import Publisher, Subscriber, run_proxy
-from tests.e2e.harness import free_port
+from tests.support.ports import free_port
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -50,8 +51,25 @@ def test_stamps_and_prefix_filtering(bus):
     assert [e.msg["seq"] for e in got] == [1, 2, 3, 4, 5]
     assert {e.msg["boot"] for e in got} == {pub.boot}
     assert all(e.topic == "tick.futures.trade.BTCUSDT" and e.lost == 0 for e in got)
-    assert all(abs(e.msg["ts_ns"] - time.time_ns()) < 10e9 for e in got)
+    assert all(abs(e.msg["pub_ts_ns"] - time.time_ns()) < 10e9 for e in got)
+    # a document without a time of its own gets the publish time as its ts_ns
+    assert all(e.msg["ts_ns"] == e.msg["pub_ts_ns"] for e in got)
     assert sub.recv(100) is None
+    pub.close(), sub.close()
+
+
+def test_a_documents_data_time_is_never_overwritten(bus):
+    """Two clocks, two names: compute's features carry data time in ts_ns (recording time under
+    replay), the publisher's wall clock goes to pub_ts_ns."""
+    ctx, xsub, xpub = bus
+    pub, sub = connect_pair(ctx, xsub, xpub)
+    data_ts = 1_700_000_000_123_456_789            # a replayed tick, far from the wall clock
+    doc = {"ts_ns": data_ts}
+    before = time.time_ns()
+    pub.publish("tick.features", doc)
+    ev = sub.recv(2000)
+    assert ev.msg["ts_ns"] == data_ts and doc["ts_ns"] == data_ts
+    assert before <= ev.msg["pub_ts_ns"] <= time.time_ns()
     pub.close(), sub.close()
 
 
@@ -62,7 +80,9 @@ def test_multipart_wire_format(bus):
     assert sub.sock.poll(2000)
     frames = sub.sock.recv_multipart()
     assert frames[0] == b"tick.x"
-    assert orjson.loads(frames[1]) == {"p": 1.5, "seq": 1, "boot": pub.boot, "ts_ns": orjson.loads(frames[1])["ts_ns"]}
+    body = orjson.loads(frames[1])
+    assert body == {"p": 1.5, "seq": 1, "boot": pub.boot, "pub_ts_ns": body["pub_ts_ns"],
+                    "ts_ns": body["pub_ts_ns"]}
     pub.close(), sub.close()
 
 
@@ -124,11 +144,7 @@ def test_publisher_sees_subscriptions_through_the_bus(bus):
     t, other = b"tick.spot.trade.BTCUSDT", b"features.BTCUSDT"
 
     def until(cond, what):
-        deadline = time.monotonic() + 10
-        while not cond():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.01)
-            pub.refresh()
+        wait_for(lambda: (pub.refresh(), cond())[1], 10, what, interval=0.01)
 
     pub.refresh()
     assert not pub.wants(t) and pub.skipped == 1

@@ -7,14 +7,14 @@ import numpy as np
 import orjson
 import pytest
 
-from actors.compute import Compute
+from actors.compute import Compute, ComputePlan
 from config.settings import load_settings
 from ipc.bus import Publisher
 from ipc.ring import RingWriter
 from ipc import names
 from ipc.schema import QUOTE, TRADE
 from ipc.shm import unlink_prefix
-from tests.e2e.harness import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -99,3 +99,50 @@ def test_state_topic_carries_actor_health(compute):
     assert doc["actors"]["feed_futures"]["alive"] is True
     assert doc["actors"]["feed_spot"]["alive"] is False
     assert doc["actors"]["compute"]["pid"] == c.hb.pid
+
+
+def test_the_plan_decides_which_venue_is_primary(segs, tmp_path):
+    """Roles are data: with spot as the primary venue, futures data alone is BAD for lack of spot."""
+    s = load_settings(decision_log_dir=str(tmp_path / "decisions"), shm_prefix=segs.prefix.replace("tdctest-", "p"),
+                      zmq_control_url=f"tcp://127.0.0.1:{free_port()}", zmq_xsub_url="tcp://127.0.0.1:1",
+                      health_data_stale_sec=2.0, quality_max_skew_ms=1000)
+    rings = {k: RingWriter(s.shm_dir, names.FUTURES_RINGS[k].name(s.shm_prefix, s.symbol), dt, 1024)
+             for k, dt in (("trade", TRADE), ("quote", QUOTE))}
+    plan = ComputePlan(trade_venues=(names.SPOT, names.FUTURES), primary=names.SPOT,
+                       basis_legs=(names.FUTURES, names.SPOT), mark_source=names.FUTURES)
+    c = Compute(s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0), plan=plan)
+    try:
+        now = time.time_ns()
+        write(rings, now, skew_ns=20_000_000)
+        c.tick(now)
+        assert c._quality["mode"] == "BAD"
+        assert c._quality["reasons"] == ["spot.trade: no data", "spot.quote: no data"]
+        assert c.primary is c.venues[names.SPOT]
+    finally:
+        c.control.close(0)
+        unlink_prefix(s.shm_dir, s.shm_prefix)
+    with pytest.raises(ValueError):
+        ComputePlan(trade_venues=(names.FUTURES,), primary=names.SPOT, basis_legs=(names.FUTURES, names.SPOT),
+                    mark_source=names.FUTURES)
+
+
+def test_written_documents_match_the_schemas_built_from_their_types(compute):
+    """The OpenAPI schemas come from the typed definitions; compute's real documents fit them."""
+    import jsonschema_rs
+    from actors.obs.openapi import build_openapi
+    c, rings = compute
+    sent = []
+    c.pub.publish = lambda topic, doc: sent.append((topic, doc))
+    now = time.time_ns()
+    write(rings, now, skew_ns=20_000_000)
+    c.tick(now)
+    c.tick(now + 6_000_000_000)           # a 5 s bar closes
+    comps = build_openapi(1024)["components"]
+    for block, schema in (("features", "Features"), ("bars", "Bars"), ("quality", "Quality"), ("edge", "Edge")):
+        doc = c.blocks[block].read()
+        v = jsonschema_rs.Draft202012Validator({"$ref": f"#/components/schemas/{schema}", "components": comps})
+        assert not [e.message for e in v.iter_errors(doc)], block
+    bars = [d for t, d in sent if isinstance(t, str) and t.startswith(names.BAR_PREFIX)]
+    assert bars, "a bar was published"
+    v = jsonschema_rs.Draft202012Validator({"$ref": "#/components/schemas/Bar", "components": comps})
+    assert all(not list(v.iter_errors(b)) for b in bars)

@@ -19,8 +19,9 @@ from ipc import shm
 from ipc.ring import _OFF_CLAIMED, _OFF_PUBLISHED, HEADER_BYTES, RingReader, RingWriter
 from ipc.schema import FLAG_GAP, QUOTE, TRADE
 
-from .ring_procs import (check_block, make_records, read_once, read_then_hang, record, wait_until,
-                         write_forever, write_n)
+from tests.support.wait import wait_for
+
+from .ring_procs import check_block, make_records, read_once, read_then_hang, record, write_forever, write_n
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -131,7 +132,7 @@ def test_concurrent_reader_never_sees_torn_records(segs, procs, max_records):
     p = procs.start(write_n, segs.dir, name, cap, total, 7)
     if max_records is not None:
         # The slow reader starts only once it has certainly been lapped.
-        wait_until(lambda: r.published >= 4 * cap, PROC_TIMEOUT, "the writer to be 4 laps ahead")
+        wait_for(lambda: r.published >= 4 * cap, PROC_TIMEOUT, "the writer to be 4 laps ahead")
 
     seen = 0
     next_id = 0                  # the record expected next if nothing is lost
@@ -160,7 +161,7 @@ def test_concurrent_reader_never_sees_torn_records(segs, procs, max_records):
             reads_behind_writer += 1
         return r.cursor >= total
 
-    wait_until(step, 40.0, f"the reader to reach record {total}", poll=0)
+    wait_for(step, 40.0, f"the reader to reach record {total}", interval=0)
     p.join(PROC_TIMEOUT)
     assert p.exitcode == 0
     assert r.cursor == total and r.published == total
@@ -199,12 +200,12 @@ def test_sigkilled_writer_restarts_and_continues_the_counter(segs, procs):
     name = segs.name()
     path = segs.path(name)
     p = procs.start(write_forever, segs.dir, name, cap, 3)
-    wait_until(path.exists, PROC_TIMEOUT, "the writer to create its segment")
+    wait_for(path.exists, PROC_TIMEOUT, "the writer to create its segment")
     r = RingReader(segs.dir, name, TRADE, from_oldest=True)
     assert r.attached
     t = Tracker(r)
 
-    wait_until(lambda: t.step() >= n_before, PROC_TIMEOUT, f"{n_before} records read", poll=0)
+    wait_for(lambda: t.step() >= n_before, PROC_TIMEOUT, f"{n_before} records read", interval=0)
     seen_before_kill = t.max_published
     os.kill(p.pid, signal.SIGKILL)
     p.join(PROC_TIMEOUT)
@@ -225,7 +226,7 @@ def test_sigkilled_writer_restarts_and_continues_the_counter(segs, procs):
     t.gap_range = (published, claimed)   # the only place a gap record may appear
 
     total = claimed + n_after
-    wait_until(lambda: t.step() >= total, PROC_TIMEOUT, f"the reader to reach {total}", poll=0)
+    wait_for(lambda: t.step() >= total, PROC_TIMEOUT, f"the reader to reach {total}", interval=0)
     p2.join(PROC_TIMEOUT)
     assert p2.exitcode == 0
     assert r.cursor == total == r.published

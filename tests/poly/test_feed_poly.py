@@ -13,8 +13,8 @@ from ipc.ring import RingReader
 from ipc import names
 from ipc.schema import CHAINLINK, FLAG_GAP, FLAG_SNAPSHOT, POLY_BOOK
 from ipc.state import StateBlock
-from tests.e2e.harness import wait_for
-from tests.feeds.stack import Stack
+from tests.support.wait import wait_for
+from tests.support.stack import Stack
 
 WINDOW_SEC = 12
 

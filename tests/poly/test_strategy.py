@@ -7,19 +7,22 @@ import pytest
 
 from actors.tools import calibrate
 from actors.strategy import Strategy, settlement_price, window_pnl
-from tests.e2e.harness import wait_for
-from tests.feeds.stack import Stack
+from tests.support.wait import wait_for
+from tests.support.stack import Stack
 
 S = 1_000_000_000
 END = 1_000 * S
 
 
 # --- settlement -------------------------------------------------------------------------------
-def test_point_settlement_is_the_first_observation_at_or_after_the_end():
+def test_point_settlement_is_the_observation_at_the_end_else_the_last_before():
     obs = [(END - 2 * S, 100.0), (END - S, 101.0), (END, 102.0), (END + S, 103.0)]
     assert settlement_price(obs, END) == (102.0, "ok")
     assert settlement_price(obs[:2], END) == (None, "pending")
-    assert settlement_price([(END - S, 1.0), (END + S, 7.0)], END) == (7.0, "ok")   # a missed second
+    # a missed end second: the price in force at the end, not one observed after it
+    assert settlement_price([(END - S, 1.0), (END + S, 7.0)], END) == (1.0, "ok")
+    # the history starts after the end: nothing says what the price was at it
+    assert settlement_price([(END + S, 7.0)], END) == (None, "incomplete")
 
 
 def test_twap_settlement_is_the_mean_over_the_lookback():

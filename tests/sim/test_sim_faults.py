@@ -8,46 +8,11 @@ import time
 import httpx
 import orjson
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from actors.sim.faults import ainject, astats
 from actors.venues.binance.parse import FrameError, parse_frame
-from tests.sim.helpers import connect, running_sim
-
-
-class Reader:
-    """Reads one connection in the background, keeping (monotonic time, frame) pairs."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.frames: list[tuple[float, str]] = []
-        self.closed: BaseException | str | None = None
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self):
-        try:
-            async for msg in self.ws:
-                self.frames.append((time.monotonic(), msg))
-        except ConnectionClosed as exc:
-            self.closed = exc
-        if self.closed is None:
-            self.closed = "closed cleanly"
-
-    def since(self, t: float) -> list[str]:
-        return [m for ts, m in self.frames if ts >= t]
-
-    def max_gap(self, t0: float, t1: float) -> float:
-        ts = [t0] + [ts for ts, _ in self.frames if t0 <= ts <= t1] + [t1]
-        return max(b - a for a, b in zip(ts, ts[1:]))
-
-    async def wait(self, cond, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert time.monotonic() < deadline, "condition not met in time"
-            await asyncio.sleep(0.01)
-
-    def stop(self):
-        self.task.cancel()
+from tests.support.sim import Reader, connect, running_sim
+from tests.support.wait import wait_for_async
 
 
 def _data(msg: str) -> dict:
@@ -134,7 +99,7 @@ def test_malformed_frames_replace_real_ones_and_fail_the_parser():
                 for _, msg in ra.frames:
                     try:
                         d = parse_frame(msg, 1)
-                        good.append(d.rec[3])
+                        good.append(d.recs[0][3])
                     except FrameError:
                         bad.append(msg)
                 assert len(bad) == 4
@@ -239,16 +204,21 @@ def test_stats_match_what_the_client_received(venue):
                 r1, r2 = Reader(ws), Reader(ws2)
                 await r1.wait(lambda: len(r1.frames) > 50 and len(r2.frames) > 20)
                 await ainject(http, "stall", seconds=3)          # freeze what is sent
-                await asyncio.sleep(0.3)                          # let in-flight frames land
-                st = await astats(http)
-                got: dict[str, list] = {}
-                for r in (r1, r2):
-                    for _, m in r.frames:
-                        e = orjson.loads(m)
-                        d = e["data"]
-                        key = d.get("a") if "aggTrade" in e["stream"] else \
-                            d.get("u", d.get("lastUpdateId"))
-                        got.setdefault(e["stream"], []).append(key)
+
+                async def landed():
+                    """(stats, keys received per stream) once every frame sent has arrived."""
+                    st = await astats(http)
+                    got: dict[str, list] = {}
+                    for r in (r1, r2):
+                        for _, m in r.frames:
+                            e = orjson.loads(m)
+                            d = e["data"]
+                            key = d.get("a") if "aggTrade" in e["stream"] else \
+                                d.get("u", d.get("lastUpdateId"))
+                            got.setdefault(e["stream"], []).append(key)
+                    done = all(st["streams"][k]["frames"] == len(v) for k, v in got.items())
+                    return done and (st, got)
+                st, got = await wait_for_async(landed, 3, "every frame sent before the stall received")
                 for stream, keys_ in got.items():
                     s = st["streams"][stream]
                     assert s["frames"] == len(keys_) and s["last_id"] == keys_[-1], stream

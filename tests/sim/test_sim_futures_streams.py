@@ -13,7 +13,7 @@ from actors.sim.binance.mark import next_funding_ms
 from actors.sim.market import Market
 from actors.venues.binance.parse import parse_frame
 from ipc.schema import FLAG_SNAPSHOT
-from tests.sim.helpers import connect, keys, pairs, recv, recv_json, running_sim
+from tests.support.sim import connect, keys, pairs, recv, recv_json, running_sim
 
 P2 = re.compile(r"^\d+\.\d{2}$")
 P8 = re.compile(r"^-?\d+\.\d{8}$")
@@ -114,7 +114,7 @@ def test_partial_depth_matches_the_book_ticker_and_chains_pu():
                         continue
                     assert keys(data) == DEPTH_KEYS
                     rec = parse_frame(raw, time.time_ns())
-                    assert rec.kind == "depth" and rec.rec[2] == FLAG_SNAPSHOT
+                    assert rec.kind == "depth" and rec.recs[0][2] == FLAG_SNAPSHOT
                     d = dict(data)
                     depth.setdefault(stream, []).append(d)
                     n = int(stream.split("@")[1][5:])
@@ -138,7 +138,7 @@ def test_partial_depth_matches_the_book_ticker_and_chains_pu():
                     assert asks[0] == [last_book["a"], last_book["A"]]
                     assert d["T"] == last_book["T"] and d["T"] <= d["E"]
                     # the parsed record is best-first
-                    assert rec.rec[8][0] == bp[-1] and rec.rec[10][0] == ap[0]
+                    assert rec.recs[0][8][0] == bp[-1] and rec.recs[0][10][0] == ap[0]
             counts = {s: len(v) for s, v in depth.items()}
             assert counts["btcusdt@depth5@100ms"] >= 14            # ~10/s
             assert 3 <= counts["btcusdt@depth10@500ms"] <= 6       # ~2/s

@@ -13,9 +13,9 @@ import pytest
 
 from actors.sim.polymarket import books as pm
 from actors.sim.market import MarketParams
-from tests.fixtures import POLYMARKET, need
-from tests.sim.helpers import connect
-from tests.sim.test_sim_poly_common import Books, Reader, gmv, pmv, poly_sim
+from tests.support.fixtures import POLYMARKET, need
+from tests.support.poly_sim import Books, gmv, pmv, poly_sim
+from tests.support.sim import Reader, connect
 
 
 def _capture(name: str):

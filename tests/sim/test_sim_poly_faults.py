@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.sim.helpers import connect
-from tests.sim.test_sim_poly_common import Books, Reader, pmv, poly_sim, rtv
+from tests.support.poly_sim import Books, pmv, poly_sim, rtv
+from tests.support.sim import Reader, connect
 
 FAST = {"sim_poly_update_rate": 40.0, "sim_poly_trade_rate": 2.0}
 

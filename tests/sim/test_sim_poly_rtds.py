@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from actors.sim.polymarket import oracle as srt
-from tests.fixtures import POLYMARKET, need
-from tests.sim.helpers import connect
-from tests.sim.test_sim_poly_common import Reader, poly_sim, rtv
+from tests.support.fixtures import POLYMARKET, need
+from tests.support.poly_sim import poly_sim, rtv
+from tests.support.sim import Reader, connect
 
 SUB = {"action": "subscribe", "subscriptions": [
     {"topic": "crypto_prices_chainlink", "type": "*", "filters": "{\"symbol\":\"btc/usd\"}"}]}

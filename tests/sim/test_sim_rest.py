@@ -10,12 +10,14 @@ import httpx
 
 from actors.sim.binance.kline_bars import TF_MS
 from actors.venues.binance.parse import parse_frame
-from tests.sim.helpers import connect, recv_json, running_sim
+from tests.support.sim import connect, recv_json, running_sim
+from tests.support.wait import wait_for_async
 
 KLINE_TYPES = [int, str, str, str, str, str, int, str, int, str, str, str]
 
 
-def _check_rows(rows, ms: int, pdec: int, vdec: int, now_ms: int):
+def _check_rows(rows, ms: int, pdec: int, vdec: int, sent_ms: int, now_ms: int):
+    """`sent_ms`/`now_ms`: the wall clock before the request and after its answer."""
     for r in rows:
         assert [type(x) for x in r] == KLINE_TYPES and r[11] == "0"
         assert r[6] == r[0] + ms - 1 and r[0] % ms == 0
@@ -25,7 +27,8 @@ def _check_rows(rows, ms: int, pdec: int, vdec: int, now_ms: int):
         assert len(r[5].split(".")[1]) == vdec and Decimal(r[9]) <= Decimal(r[5])
         assert Decimal(r[10]) <= Decimal(r[7])
     assert [b[0] - a[0] for a, b in zip(rows, rows[1:])] == [ms] * (len(rows) - 1)
-    assert rows[-1][0] <= now_ms < rows[-1][0] + ms                  # the open kline is last
+    # the open kline is last: the one open at some moment between the request and its answer
+    assert rows[-1][0] <= now_ms and sent_ms < rows[-1][0] + ms
 
 
 def test_klines_shape_limits_weights_and_history():
@@ -41,6 +44,7 @@ def test_klines_shape_limits_weights_and_history():
                     q = {"symbol": "BTCUSDT", "interval": "1m"}
                     if limit:
                         q["limit"] = limit
+                    sent = time.time_ns() // 1_000_000
                     r = await f.get("/fapi/v1/klines", params=q)
                     now = time.time_ns() // 1_000_000
                     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -50,23 +54,25 @@ def test_klines_shape_limits_weights_and_history():
                     used = w
                     rows = r.json()
                     assert len(rows) == n
-                    _check_rows(rows, 60_000, 2, 3, now)
+                    _check_rows(rows, 60_000, 2, 3, sent, now)
                 # every timeframe, history included, on both venues
                 for tf, ms in TF_MS.items():
+                    sent = time.time_ns() // 1_000_000
                     rows = (await f.get("/fapi/v1/klines", params={
                         "symbol": "BTCUSDT", "interval": tf, "limit": 1500})).json()
                     assert len(rows) == 1500
-                    _check_rows(rows, ms, 2, 3, time.time_ns() // 1_000_000)
+                    _check_rows(rows, ms, 2, 3, sent, time.time_ns() // 1_000_000)
                     # history is continuous: each open is the previous close
                     hist = [r for r in rows if r[0] < m0]
                     assert len(hist) >= 1400
                     assert all(a[4] == b[1] for a, b in zip(hist, hist[1:]))
+                    sent = time.time_ns() // 1_000_000
                     r = await s.get("/api/v3/klines", params={"symbol": "BTCUSDT", "interval": tf,
                                                               "limit": 1500})
                     assert r.headers["x-mbx-used-weight"] == r.headers["x-mbx-used-weight-1m"]
                     rows = r.json()
                     assert len(rows) == 1000                    # spot max
-                    _check_rows(rows, ms, 8, 8, time.time_ns() // 1_000_000)
+                    _check_rows(rows, ms, 8, 8, sent, time.time_ns() // 1_000_000)
                     hist = [r for r in rows if r[0] < m0]
                     assert all(a[4] == b[1] for a, b in zip(hist, hist[1:]))
                 r1 = await s.get("/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1m"})
@@ -148,7 +154,7 @@ def test_depth_snapshots_premium_index_time_and_ping():
                         d = await recv_json(ws, time.monotonic() + 10)
                         books[key][d["u"]] = d
                 tasks = [asyncio.create_task(read(fb, "f")), asyncio.create_task(read(sb, "s"))]
-                await asyncio.sleep(0.3)
+                await wait_for_async(lambda: books["f"] and books["s"], 5, "a book ticker on each venue")
                 for client, path, key, n, weight_hdr in (
                         (f, "/fapi/v1/depth", "f", 500, "X-MBX-USED-WEIGHT-1M"),
                         (s, "/api/v3/depth", "s", 100, "x-mbx-used-weight-1m")):
@@ -162,11 +168,8 @@ def test_depth_snapshots_premium_index_time_and_ping():
                     ap = [Decimal(p) for p, _ in d["asks"]]
                     assert len(bp) == len(ap) == n
                     assert bp == sorted(bp, reverse=True) and ap == sorted(ap) and bp[0] < ap[0]
-                    deadline = time.monotonic() + 3
-                    while d["lastUpdateId"] not in books[key]:      # the same book version
-                        assert time.monotonic() < deadline
-                        await asyncio.sleep(0.01)
-                    bt = books[key][d["lastUpdateId"]]
+                    bt = await wait_for_async(lambda: books[key].get(d["lastUpdateId"]), 3,
+                                              "the book ticker of the same book version")
                     assert d["bids"][0] == [bt["b"], bt["B"]] and d["asks"][0] == [bt["a"], bt["A"]]
                 big = (await s.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})).json()
                 assert len(big["bids"]) == 5000

@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from actors.venues.binance.parse import parse_frame
 from ipc.schema import FLAG_SNAPSHOT
-from tests.sim.helpers import connect, keys, pairs, recv, recv_json, running_sim
+from tests.support.sim import connect, keys, pairs, recv, recv_json, running_sim
 
 P8 = re.compile(r"^\d+\.\d{8}$")
 AGG_KEYS = ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"]
@@ -59,7 +59,7 @@ def test_spot_frames_are_exactly_the_live_format():
                         assert _on_tick(d["b"]) and _on_tick(d["a"]) and float(d["b"]) < float(d["a"])
                         last_book = d
                     else:
-                        assert rec.kind == "depth" and rec.rec[2] == FLAG_SNAPSHOT
+                        assert rec.kind == "depth" and rec.recs[0][2] == FLAG_SNAPSHOT
                         assert keys(data) == ["lastUpdateId", "bids", "asks"]  # no e, E, s
                         n = 10 if "depth10" in stream else 5
                         bp = [float(p) for p, _ in d["bids"]]

@@ -1,66 +1,9 @@
 """POST /control/anchor/reset: token, body validation, size limit, compute's reply or its silence."""
 from __future__ import annotations
 
-import threading
-
-import orjson
 import pytest
-import zmq
-from falcon import testing
 
-from actors.api import ShmView, create_app
-from config.settings import load_settings
-from ipc.shm import unlink_prefix
-from tests.e2e.harness import free_port
-
-TOKEN = "s3cret-token"
-
-
-class FakeCompute:
-    """A real REP socket answering like compute.handle_control, recording requests."""
-
-    def __init__(self, url: str):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.REP)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(url)
-        self.requests = []
-        self.stop = threading.Event()
-        self.th = threading.Thread(target=self.loop, daemon=True)
-        self.th.start()
-
-    def loop(self):
-        while not self.stop.is_set():
-            if self.sock.poll(50):
-                req = orjson.loads(self.sock.recv())
-                self.requests.append(req)
-                self.sock.send(orjson.dumps({"ok": True, "anchor_ns": req["anchor_ns"] or 123}))
-
-    def close(self):
-        self.stop.set()
-        self.th.join(5)
-        self.sock.close(0)
-        self.ctx.term()
-
-
-@pytest.fixture
-def env(tmp_path):
-    url = f"tcp://127.0.0.1:{free_port()}"
-    prefix = "api" + tmp_path.name[-6:].replace("_", "")
-    yield url, prefix
-    unlink_prefix("/dev/shm", prefix)
-
-
-def client(url, prefix, token=TOKEN):
-    s = load_settings(shm_prefix=prefix, zmq_control_url=url, api_token=token)
-    return testing.TestClient(create_app(ShmView(s), s))
-
-
-def post(c, body=b"", token=TOKEN, content_type="application/json", **kw):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if content_type:
-        headers["Content-Type"] = content_type
-    return c.simulate_post("/control/anchor/reset", body=body, headers=headers, **kw)
+from tests.support.api import TOKEN, FakeCompute, client, post
 
 
 def test_disabled_without_a_token(env):

@@ -20,9 +20,8 @@ from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
 from config.settings import load_settings
 from ipc.shm import unlink_prefix
 from ipc.state import Heartbeat, Registry, StateBlock
-from tests.e2e.harness import free_port
-
-from .test_api_control import TOKEN, FakeCompute
+from tests.support.api import TOKEN, FakeCompute
+from tests.support.ports import free_port
 
 MAX_EXAMPLES = 100        # per operation and generation mode: the whole module stays well under 60 s
 

@@ -8,8 +8,7 @@ import falcon
 import pytest
 
 from actors.api import MAX_BODY_BYTES, ShmView, create_app
-
-from .test_api_control import FakeCompute, client, env, post  # noqa: F401 - env is a fixture
+from tests.support.api import FakeCompute, client, post
 
 XML = {"Accept": "application/xml"}
 

@@ -17,11 +17,9 @@ import pytest
 from actors.venues.binance import parse as bn
 from actors.venues.binance.parse import Decoded, FrameError, parse_frame, stream_kind
 from ipc.schema import DTYPES, FLAG_SNAPSHOT, MAX_LEVELS
+from tests.support.fixtures import BINANCE, need
 
-FIX = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "binance"
-if not FIX.is_dir():
-    pytest.skip(f"Binance fixtures not found at {FIX} (expected ../shared/fixtures/binance "
-                "next to the repo)", allow_module_level=True)
+FIX = need(BINANCE, module=True)
 
 RECV = 1_700_000_000_123_456_789
 MS = 1_000_000
@@ -129,31 +127,31 @@ KLINE_CASES = {
 def test_trade_samples(name):
     stream, expected = TRADE_CASES[name]
     d = parse_frame(frame(name), RECV)
-    assert d == Decoded("trade", stream, expected)
-    assert store("trade", d.rec).item() == expected
+    assert d == Decoded("trade", stream, (expected,))
+    assert store("trade", d.recs[0]).item() == expected
 
 
 @pytest.mark.parametrize("name", sorted(QUOTE_CASES))
 def test_quote_samples(name):
     stream, expected = QUOTE_CASES[name]
     d = parse_frame(frame(name), RECV)
-    assert d == Decoded("quote", stream, expected)
-    assert store("quote", d.rec).item() == expected
+    assert d == Decoded("quote", stream, (expected,))
+    assert store("quote", d.recs[0]).item() == expected
 
 
 @pytest.mark.parametrize("name", sorted(KLINE_CASES))
 def test_kline_samples(name):
     stream, expected = KLINE_CASES[name]
     d = parse_frame(frame(name), RECV)
-    assert d == Decoded("kline", stream, expected)
-    assert store("kline", d.rec).item() == expected
+    assert d == Decoded("kline", stream, (expected,))
+    assert store("kline", d.recs[0]).item() == expected
 
 
 def test_spot_aggtrade_2025_keeps_ids_as_sent():
     # SOURCES.md: this frame has f > l (5455447977 > 5455447976), possibly a hand edit. The parser
     # reports ids as given; judging them is the consumer's business.
     d = parse_frame(frame("spot_aggTrade_2025.json"), RECV)
-    assert d.rec == (1762578805656 * MS, RECV, 0, 3735249564, 5455447977, 5455447976, 102571.18, 0.00097, 1)
+    assert d.recs[0] == (1762578805656 * MS, RECV, 0, 3735249564, 5455447977, 5455447976, 102571.18, 0.00097, 1)
 
 
 def test_futures_partial_depth_docs_example_raw_event():
@@ -166,13 +164,13 @@ def test_futures_partial_depth_docs_example_raw_event():
         pad([7405.43, 7404.85, 7404.0, 7403.9, 7403.89]), pad([2.562, 5.239, 1.428, 3.906, 0.002]),
         pad([7405.96, 7406.63, 7407.08, 7407.15, 7407.2]), pad([3.34, 4.525, 2.475, 4.8, 0.175]),
     )
-    assert d == Decoded("depth", "", expected)
+    assert d == Decoded("depth", "", (expected,))
 
     # The same event on a combined stream named depth5 is a snapshot.
     wrapped = b'{"stream":"btcusdt@depth5@100ms","data":' + frame("futures_depth5_docs_example.json") + b"}"
     d2 = parse_frame(wrapped, RECV)
-    assert d2 == Decoded("depth", "btcusdt@depth5@100ms", expected[:2] + (FLAG_SNAPSHOT,) + expected[3:])
-    r = store("depth", d2.rec)
+    assert d2 == Decoded("depth", "btcusdt@depth5@100ms", (expected[:2] + (FLAG_SNAPSHOT,) + expected[3:],))
+    r = store("depth", d2.recs[0])
     assert r["flags"] == FLAG_SNAPSHOT and r["n_bids"] == 5 and r["bid_px"][0] == 7405.43
 
 
@@ -197,8 +195,8 @@ def test_spot_partial_depth20():
         0, RECV, FLAG_SNAPSHOT, 80089389252, -1, -1, 20, 20,
         [p for p, _ in bids], [q for _, q in bids], [p for p, _ in asks], [q for _, q in asks],
     )
-    assert d == Decoded("depth", "btcusdt@depth20@100ms", expected)
-    r = store("depth", d.rec)
+    assert d == Decoded("depth", "btcusdt@depth20@100ms", (expected,))
+    r = store("depth", d.recs[0])
     assert r["update_id"] == 80089389252 and r["n_asks"] == 20 and r["ask_qty"][19] == 0.00005
 
 
@@ -210,7 +208,7 @@ def test_futures_depth_diff():
         pad([7.611, 7.609, 7.504]), pad([2.0, 0.0, 813.0]),
         pad([7.615, 7.622]), pad([1563.0, 3284.0]),
     )
-    assert d == Decoded("depth", "sushiusdt@depth@100ms", expected)
+    assert d == Decoded("depth", "sushiusdt@depth@100ms", (expected,))
 
 
 def test_spot_depth_diff():
@@ -220,14 +218,14 @@ def test_spot_depth_diff():
         1617566591307 * MS, RECV, 0, 9893032991, 9893032989, -1, 1, 2,
         pad([55000.0]), pad([135.664666]), pad([58042.29, 58055.02]), pad([0.097, 0.75]),
     )
-    assert d == Decoded("depth", "btcusdt@depth@100ms", expected)
+    assert d == Decoded("depth", "btcusdt@depth@100ms", (expected,))
 
 
 def test_depth_diff_wider_than_max_levels_keeps_levels_nearest_the_touch():
     frames = [body for _, _, body in capture(FIX / "futures_btcusdt_depth0ms_with_rest_snapshot_2024-08-08.log")]
     wide = next(f for f in frames if b'"e":"depthUpdate"' in f and len(orjson.loads(f)["data"]["b"]) > 3 * MAX_LEVELS)
     data = orjson.loads(wide)["data"]
-    r = store("depth", parse_frame(wide, RECV).rec)
+    r = store("depth", parse_frame(wide, RECV).recs[0])
     best_bids = sorted(((float(p), float(q)) for p, q in data["b"]), reverse=True)[:MAX_LEVELS]
     best_asks = sorted((float(p), float(q)) for p, q in data["a"])[:MAX_LEVELS]
     assert r["n_bids"] == MAX_LEVELS and r["n_asks"] == min(MAX_LEVELS, len(data["a"]))
@@ -242,14 +240,14 @@ def test_rest_depth_snapshot_shape_decodes_as_snapshot():
     d = parse_frame(frame("futures_depth_snapshot_rest_2024.json"), RECV)
     raw = orjson.loads(frame("futures_depth_snapshot_rest_2024.json"))
     assert d.kind == "depth" and d.stream == ""
-    r = store("depth", d.rec)
+    r = store("depth", d.recs[0])
     assert r["flags"] == FLAG_SNAPSHOT and r["update_id"] == raw["lastUpdateId"]
     assert r["ts_event_ns"] == raw["T"] * MS
     assert r["first_update_id"] == -1 and r["prev_update_id"] == -1
     assert r["bid_px"][0] == float(raw["bids"][0][0]) and r["ask_px"][19] == float(raw["asks"][19][0])
 
     d = parse_frame(frame("spot_depth_snapshot_rest_2024.json"), RECV)
-    assert d.kind == "depth" and d.rec[0] == 0 and d.rec[2] == FLAG_SNAPSHOT
+    assert d.kind == "depth" and d.recs[0][0] == 0 and d.recs[0][2] == FLAG_SNAPSHOT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,18 +266,18 @@ def test_mark_price():
     d = parse_frame(MARK_FRAME, RECV)
     expected = (1562305380000 * MS, RECV, 0, 11794.15, 11784.25641265, 11784.62659091, 0.00038167,
                 1562306400000 * MS)
-    assert d == Decoded("mark", "btcusdt@markPrice@1s", expected)
-    assert store("mark", d.rec).item() == expected
+    assert d == Decoded("mark", "btcusdt@markPrice@1s", (expected,))
+    assert store("mark", d.recs[0]).item() == expected
     # the plain 3 s stream and the raw event decode the same way
-    assert parse_frame(MARK_FRAME.replace(b"@markPrice@1s", b"@markPrice"), RECV).rec == expected
-    assert parse_frame(orjson.dumps(orjson.loads(MARK_FRAME)["data"]), RECV) == Decoded("mark", "", expected)
+    assert parse_frame(MARK_FRAME.replace(b"@markPrice@1s", b"@markPrice"), RECV).recs[0] == expected
+    assert parse_frame(orjson.dumps(orjson.loads(MARK_FRAME)["data"]), RECV) == Decoded("mark", "", (expected,))
 
 
 def test_mark_price_missing_or_empty_index_and_settle_are_nan():
     data = orjson.loads(MARK_FRAME)["data"]
     del data["i"]
     data["P"] = ""
-    rec = parse_frame(orjson.dumps({"stream": "btcusdt@markPrice@1s", "data": data}), RECV).rec
+    rec = parse_frame(orjson.dumps({"stream": "btcusdt@markPrice@1s", "data": data}), RECV).recs[0]
     r = store("mark", rec)
     assert math.isnan(r["index"]) and math.isnan(r["est_settle"])
     assert r["mark"] == 11794.15 and r["funding_rate"] == 0.00038167
@@ -288,10 +286,10 @@ def test_mark_price_missing_or_empty_index_and_settle_are_nan():
 def test_force_order():
     d = parse_frame(LIQ_FRAME, RECV)
     expected = (1568014460893 * MS, RECV, 0, 1568014460893 * MS, 9910.0, 9910.0, 0.014, 0.014, -1)
-    assert d == Decoded("liquidation", "btcusdt@forceOrder", expected)
-    assert store("liquidation", d.rec).item() == expected
+    assert d == Decoded("liquidation", "btcusdt@forceOrder", (expected,))
+    assert store("liquidation", d.recs[0]).item() == expected
     buy = parse_frame(LIQ_FRAME.replace(b'"S":"SELL"', b'"S":"BUY"'), RECV)
-    assert buy.rec[-1] == 1
+    assert buy.recs[0][-1] == 1
     with pytest.raises(FrameError):
         parse_frame(LIQ_FRAME.replace(b'"S":"SELL"', b'"S":"HOLD"'), RECV)
 
@@ -327,7 +325,7 @@ def test_long_stream_parses_completely(name, long_decoded):
     # all records fit the ring dtype in one assignment
     arr = np.zeros(count, dtype=DTYPES[kind])
     for i, d in enumerate(decoded):
-        arr[i] = d.rec
+        arr[i] = d.recs[0]
     assert (arr["flags"] == 0).all()
     # exchange ms -> ns and receive ns line up (the captures' clocks are within 2 s of Binance)
     has_event = arr["ts_event_ns"] != 0
@@ -346,7 +344,7 @@ def test_long_stream_parses_completely(name, long_decoded):
     "spot_btcusdt_aggTrade_stream_2021-04-04.log",
 ])
 def test_trade_ids_are_contiguous(name, long_decoded):
-    arr = np.array([d.rec for d in long_decoded[name]], dtype=DTYPES["trade"])
+    arr = np.array([d.recs[0] for d in long_decoded[name]], dtype=DTYPES["trade"])
     assert (np.diff(arr["trade_id"]) == 1).all()
     assert (arr["first_id"][1:] == arr["last_id"][:-1] + 1).all()
     assert (arr["first_id"] <= arr["last_id"]).all()
@@ -360,7 +358,7 @@ def test_trade_ids_are_contiguous(name, long_decoded):
     "spot_btcusdt_bookTicker_stream_2024-08-08.log",
 ])
 def test_book_ticker_ids_increase_and_book_is_uncrossed(name, long_decoded):
-    arr = np.array([d.rec for d in long_decoded[name]], dtype=DTYPES["quote"])
+    arr = np.array([d.recs[0] for d in long_decoded[name]], dtype=DTYPES["quote"])
     assert (np.diff(arr["update_id"]) > 0).all()
     assert (arr["bid"] < arr["ask"]).all()
 
@@ -375,7 +373,7 @@ def check_depth_levels(r) -> None:
 
 
 def test_spot_depth_2025_stream_is_contiguous(long_decoded):
-    arr = np.array([d.rec for d in long_decoded["spot_btcusdt_depth100ms_stream_2025-12-07.jsonl"]],
+    arr = np.array([d.recs[0] for d in long_decoded["spot_btcusdt_depth100ms_stream_2025-12-07.jsonl"]],
                    dtype=DTYPES["depth"])
     assert (arr["first_update_id"][1:] == arr["update_id"][:-1] + 1).all()
     assert (arr["prev_update_id"] == -1).all()
@@ -392,8 +390,8 @@ def test_futures_depth0ms_2024_syncs_with_rest_snapshot():
     decoded = decode_all(FIX / "futures_btcusdt_depth0ms_with_rest_snapshot_2024-08-08.log")
     assert Counter((d.kind, d.stream) for d in decoded) == {
         ("depth", "btcusdt@depth@0ms"): 1147, ("depth", ""): 1}
-    snap = next(store("depth", d.rec) for d in decoded if d.stream == "")
-    diffs = np.array([d.rec for d in decoded if d.stream], dtype=DTYPES["depth"])
+    snap = next(store("depth", d.recs[0]) for d in decoded if d.stream == "")
+    diffs = np.array([d.recs[0] for d in decoded if d.stream], dtype=DTYPES["depth"])
     assert snap["flags"] == FLAG_SNAPSHOT
     assert (diffs["prev_update_id"][1:] == diffs["update_id"][:-1]).all()   # 0 pu gaps
     first = np.flatnonzero((diffs["first_update_id"] <= snap["update_id"])
@@ -407,8 +405,8 @@ def test_spot_depth100ms_2024_syncs_with_rest_snapshot():
     decoded = decode_all(FIX / "spot_btcusdt_depth100ms_with_rest_snapshot_2024-08-08.log")
     assert Counter((d.kind, d.stream) for d in decoded) == {
         ("depth", "btcusdt@depth@100ms"): 1653, ("depth", ""): 1}
-    snap = next(store("depth", d.rec) for d in decoded if d.stream == "")
-    diffs = np.array([d.rec for d in decoded if d.stream], dtype=DTYPES["depth"])
+    snap = next(store("depth", d.recs[0]) for d in decoded if d.stream == "")
+    diffs = np.array([d.recs[0] for d in decoded if d.stream], dtype=DTYPES["depth"])
     assert (diffs["first_update_id"][1:] == diffs["update_id"][:-1] + 1).all()
     assert snap["ts_event_ns"] == 0 and snap["flags"] == FLAG_SNAPSHOT
     first = np.flatnonzero((diffs["first_update_id"] <= snap["update_id"] + 1)
@@ -434,11 +432,11 @@ def test_raw_cryptofeed_ws_capture(name):
     rest = [parse_frame(b, recv) for origin, recv, b in lines if origin == "rest"]
     assert Counter(d.kind for d in ws) == kinds          # no 'unknown', no FrameError
     assert all(d.stream for d in ws)
-    klines = np.array([d.rec for d in ws if d.kind == "kline"], dtype=DTYPES["kline"])
+    klines = np.array([d.recs[0] for d in ws if d.kind == "kline"], dtype=DTYPES["kline"])
     assert int(klines["closed"].sum()) == n_closed
     assert (klines["tf_sec"] == 60).all()
     # the inline REST depth snapshots have the spot partial-depth shape
-    assert [(d.kind, d.rec[2]) for d in rest] == [("depth", FLAG_SNAPSHOT)] * n_rest
+    assert [(d.kind, d.recs[0][2]) for d in rest] == [("depth", FLAG_SNAPSHOT)] * n_rest
 
     # per-symbol depth continuity: futures by pu == previous u, spot by U == previous u + 1
     last: dict[str, int] = {}
@@ -446,7 +444,7 @@ def test_raw_cryptofeed_ws_capture(name):
     for d in ws:
         if d.kind != "depth":
             continue
-        r = store("depth", d.rec)
+        r = store("depth", d.recs[0])
         check_depth_levels(r)
         if d.stream in last:
             prev = last[d.stream]
@@ -473,11 +471,11 @@ def test_stream_names_in_capture_headers_route_correctly():
 # ---------------------------------------------------------------------------------------------
 
 def test_ack_and_error_frames():
-    assert parse_frame(b'{"result":null,"id":1}', RECV) == Decoded("ack", "", {"result": None, "id": 1})
+    assert parse_frame(b'{"result":null,"id":1}', RECV) == Decoded("ack", "", ({"result": None, "id": 1},))
     err = {"error": {"code": 2, "msg": "Invalid request"}, "id": 1}
-    assert parse_frame(orjson.dumps(err), RECV) == Decoded("error", "", err)
+    assert parse_frame(orjson.dumps(err), RECV) == Decoded("error", "", (err,))
     err2 = {"code": -1121, "msg": "Invalid symbol."}
-    assert parse_frame(orjson.dumps(err2), RECV) == Decoded("error", "", err2)
+    assert parse_frame(orjson.dumps(err2), RECV) == Decoded("error", "", (err2,))
 
 
 def test_str_and_bytes_frames_decode_alike():
@@ -490,12 +488,12 @@ def test_raw_events_without_envelope():
                  "futures_kline_1m_closed.json", "futures_depth_diff_100ms.json"):
         enveloped = parse_frame(frame(name), RECV)
         raw = parse_frame(orjson.dumps(orjson.loads(frame(name))["data"]), RECV)
-        assert raw == Decoded(enveloped.kind, "", enveloped.rec), name
+        assert raw == Decoded(enveloped.kind, "", enveloped.recs), name
     # spot bookTicker and spot partial depth have no "e": recognised by shape
     raw_bt = orjson.dumps(orjson.loads(frame("spot_bookTicker.json"))["data"])
-    assert parse_frame(raw_bt, RECV) == Decoded("quote", "", QUOTE_CASES["spot_bookTicker.json"][1])
+    assert parse_frame(raw_bt, RECV) == Decoded("quote", "", (QUOTE_CASES["spot_bookTicker.json"][1],))
     raw_d20 = orjson.dumps(orjson.loads(frame("spot_depth20_100ms.json"))["data"])
-    assert parse_frame(raw_d20, RECV).rec == parse_frame(frame("spot_depth20_100ms.json"), RECV).rec
+    assert parse_frame(raw_d20, RECV).recs[0] == parse_frame(frame("spot_depth20_100ms.json"), RECV).recs[0]
 
 
 @pytest.mark.parametrize("bad", [
@@ -539,15 +537,15 @@ def test_frame_error_message_is_truncated():
 
 def test_unknown_stream_and_event_types():
     f = b'{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1,"s":"BTCUSDT"}}'
-    assert parse_frame(f, RECV) == Decoded("unknown", "btcusdt@ticker", None)
+    assert parse_frame(f, RECV) == Decoded("unknown", "btcusdt@ticker", ())
     # an all-market stream (data is a list of every symbol) is unsupported, not malformed
     f = b'{"stream":"!markPrice@arr@1s","data":[{"e":"markPriceUpdate"}]}'
-    assert parse_frame(f, RECV) == Decoded("unknown", "!markPrice@arr@1s", None)
+    assert parse_frame(f, RECV) == Decoded("unknown", "!markPrice@arr@1s", ())
     f = b'{"stream":"btcusdt@continuousKline_1m","data":{"e":"continuous_kline"}}'
     assert parse_frame(f, RECV).kind == "unknown"
-    assert parse_frame(b'{"e":"24hrMiniTicker","E":1}', RECV) == Decoded("unknown", "", None)
-    assert parse_frame(b'{"something":"else"}', RECV) == Decoded("unknown", "", None)
-    assert parse_frame(b'{"e":["aggTrade"]}', RECV) == Decoded("unknown", "", None)
+    assert parse_frame(b'{"e":"24hrMiniTicker","E":1}', RECV) == Decoded("unknown", "", ())
+    assert parse_frame(b'{"something":"else"}', RECV) == Decoded("unknown", "", ())
+    assert parse_frame(b'{"e":["aggTrade"]}', RECV) == Decoded("unknown", "", ())
 
 
 @pytest.mark.parametrize("name", sorted(TRADE_CASES) + sorted(QUOTE_CASES) + sorted(KLINE_CASES) + [
@@ -578,11 +576,11 @@ def test_every_kind_assigns_into_its_dtype():
     for kind, f in samples.items():
         d = parse_frame(f, RECV)
         assert d.kind == kind
-        assert len(d.rec) == len(DTYPES[kind].names)
+        assert len(d.recs[0]) == len(DTYPES[kind].names)
         arr = np.zeros(1, dtype=DTYPES[kind])
-        arr[0] = d.rec
+        arr[0] = d.recs[0]
         for i, name in enumerate(DTYPES[kind].names):
-            assert np.array_equal(arr[0][name], d.rec[i], equal_nan=True), (kind, name)
+            assert np.array_equal(arr[0][name], d.recs[0][i], equal_nan=True), (kind, name)
         assert arr[0]["ts_recv_ns"] == RECV
 
 
@@ -611,13 +609,13 @@ def test_kline_intervals(interval, tf):
     msg = orjson.loads(frame("spot_kline_1m_closed.json"))
     msg["stream"] = f"btcusdt@kline_{interval}"
     msg["data"]["k"]["i"] = interval
-    assert store("kline", parse_frame(orjson.dumps(msg), RECV).rec)["tf_sec"] == tf
+    assert store("kline", parse_frame(orjson.dumps(msg), RECV).recs[0])["tf_sec"] == tf
 
 
 def test_kline_calendar_month_takes_its_length_from_the_kline():
     msg = orjson.loads(frame("spot_kline_1m_closed.json"))
     msg["data"]["k"].update({"i": "1M", "t": 1719792000000, "T": 1722470399999})   # July 2024: 31 days
-    assert parse_frame(orjson.dumps(msg), RECV).rec[field("kline", "tf_sec")] == 31 * 86400
+    assert parse_frame(orjson.dumps(msg), RECV).recs[0][field("kline", "tf_sec")] == 31 * 86400
 
 
 def test_routes_and_urls():

@@ -18,8 +18,9 @@ from actors.clients.binance_client import BinanceRestClient
 from actors.venues.binance import rest as br
 from actors.venues.binance.rest import RestError
 from ipc.schema import KLINE
-from tests.context.kline_server import Fault, FakeClock, KlineServer, kline_row
-from tests.fixtures import BINANCE, need
+from tests.support.kline_server import Fault, FakeClock, KlineServer, kline_row
+from tests.support.fixtures import BINANCE, need
+from tests.support.wait import wait_for_async
 
 MS = 1_000_000
 FAPI = "/fapi/v1/klines"
@@ -161,13 +162,6 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
-async def _until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.002)
-
-
 def test_klines_and_weight_tracking(server):
     async def go():
         c = _client(server)
@@ -212,7 +206,7 @@ def test_429_pauses_every_request_for_retry_after(server):
         c = _client(server)
         try:
             a = asyncio.create_task(c.klines("BTCUSDT", "1m", 2, now_ms=T0))
-            await _until(lambda: c.errors.get("429") == 1, 10, "the 429")
+            await wait_for_async(lambda: c.errors.get("429") == 1, 10, "the 429")
             # issued after the 429, to another path: it must wait too
             b = await c.get("/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1")
             assert b.status == 200
@@ -258,7 +252,7 @@ def test_418_ban_reported_waited_and_recovered(server):
         c = _client(server)
         try:
             t = asyncio.create_task(c.klines("BTCUSDT", "1m", 2, now_ms=T0))
-            await _until(lambda: c.bans == 1, 10, "the 418")
+            await wait_for_async(lambda: c.bans == 1, 10, "the 418")
             during = c.counters()
             recs = await t
             return during, recs, c.counters()
@@ -374,7 +368,7 @@ def test_bad_body_is_an_error(server):
 
 
 def test_unreachable_host_retried_then_raises():
-    from tests.e2e.harness import free_port
+    from tests.support.ports import free_port
     port = free_port()
 
     async def go():

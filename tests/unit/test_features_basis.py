@@ -13,7 +13,7 @@ import pytest
 from actors.features.basis import Basis
 from actors.venues.binance.parse import parse_frame
 from ipc.schema import MARK, QUOTE
-from tests.fixtures import BINANCE, load_hftbacktest
+from tests.support.fixtures import BINANCE, load_hftbacktest
 
 FUT_QUOTES = BINANCE / "futures_btcusdt_bookTicker_stream_2024-08-08.log"
 SPOT_QUOTES = BINANCE / "spot_btcusdt_bookTicker_stream_2024-08-08.log"
@@ -113,7 +113,7 @@ MARK_FRAME = (b'{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","
 def mark_rec(frame: bytes, recv: int) -> np.ndarray:
     d = parse_frame(frame, recv)
     assert d.kind == "mark"
-    return np.array([d.rec], dtype=MARK)
+    return np.array(list(d.recs), dtype=MARK)
 
 
 def test_mark_premium_and_funding_exact():

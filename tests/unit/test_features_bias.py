@@ -12,7 +12,7 @@ from actors.features.bias import Bias, parse_weights
 from ipc.names import tf_sec
 from actors.venues.binance.rest import parse_klines
 from ipc.schema import KLINE
-from tests.fixtures import BINANCE, need
+from tests.support.fixtures import BINANCE, need
 
 MS = 1_000_000
 RECV = 1634944380000 * MS + 5 * MS        # after the close of the last of the 10 rows

@@ -10,7 +10,7 @@ import pytest
 from actors.features.depth import BookImbalance, topn_imbalance
 from actors.venues.binance.parse import parse_frame
 from ipc.schema import DEPTH, FLAG_SNAPSHOT
-from tests.fixtures import BINANCE, need
+from tests.support.fixtures import BINANCE, need
 
 RECV = 1_723_161_300_000_000_000
 
@@ -20,7 +20,7 @@ def depth5(stream: bool = True) -> np.ndarray:
     frame = {"stream": "btcusdt@depth5@100ms", "data": data} if stream else data
     d = parse_frame(orjson.dumps(frame), RECV)
     assert d.kind == "depth"
-    return np.array([d.rec], dtype=DEPTH)
+    return np.array(list(d.recs), dtype=DEPTH)
 
 
 # the file's levels: bids (worst first as Binance sends them) 7403.89 0.002, 7403.90 3.906,

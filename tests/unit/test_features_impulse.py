@@ -9,8 +9,8 @@ import pytest
 
 from actors.features.impulse import Impulse
 from actors.features.volatility import Volatility
-from tests.fixtures import BINANCE, load_hftbacktest
-from tests.unit.test_features_volatility import chunks, make_trades, ref_vol
+from tests.support.fixtures import BINANCE, load_hftbacktest
+from tests.support.trades import chunks, make_trades, ref_vol
 
 FUT_TRADES = BINANCE / "futures_btcusdt_trade_stream_2024-08-08.log"
 SPOT_TRADES = BINANCE / "spot_btcusdt_trade_stream_2024-08-08.log"

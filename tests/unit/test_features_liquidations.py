@@ -77,7 +77,7 @@ def test_documented_force_order_frame():
     d = parse_frame(LIQ_FRAME, 1568014460893 * 1_000_000 + 7)
     assert d.kind == "liquidation"
     lq = Liquidations(window_sec=300, large_usd=100, keep=3)
-    lq.update(np.array([d.rec], dtype=LIQUIDATION))
+    lq.update(np.array(list(d.recs), dtype=LIQUIDATION))
     snap = lq.snapshot(1568014460893 * 1_000_000 + 1 * SEC)
     # SELL 0.014 filled at 9910: a long liquidated, 138.74 USD
     assert snap["long_notional"] == pytest.approx(9910 * 0.014, rel=1e-15) and snap["long_count"] == 1

@@ -14,7 +14,7 @@ from actors.features.bars import BarBuilder
 from ipc.names import BAR_TFS, TIMEFRAME_SEC as TF_SEC
 from actors.features.book import top_of_book
 from actors.features.flow import DAY_NS, Cvd
-from tests.fixtures import BINANCE, load_hftbacktest
+from tests.support.fixtures import BINANCE, load_hftbacktest
 
 FUT_TRADES = BINANCE / "futures_btcusdt_trade_stream_2024-08-08.log"
 SPOT_TRADES = BINANCE / "spot_btcusdt_trade_stream_2024-08-08.log"

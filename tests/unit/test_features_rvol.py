@@ -7,8 +7,8 @@ import pytest
 from actors.features.bars import BarBuilder
 from ipc.names import BAR_TFS, TIMEFRAME_SEC as TF_SEC
 from actors.features.rvol import Rvol
-from tests.fixtures import BINANCE, load_hftbacktest
-from tests.unit.test_features_volatility import chunks
+from tests.support.fixtures import BINANCE, load_hftbacktest
+from tests.support.trades import chunks
 
 FUT_TRADES = BINANCE / "futures_btcusdt_trade_stream_2024-08-08.log"
 SPOT_TRADES = BINANCE / "spot_btcusdt_trade_stream_2024-08-08.log"

@@ -12,8 +12,8 @@ import pytest
 from actors.features.flow import DAY_NS
 from actors.features.vwap import AnchoredVwap
 from ipc.schema import TRADE
-from tests.fixtures import BINANCE, load_hftbacktest
-from tests.unit.test_features_volatility import chunks
+from tests.support.fixtures import BINANCE, load_hftbacktest
+from tests.support.trades import chunks
 
 FUT_TRADES = BINANCE / "futures_btcusdt_trade_stream_2024-08-08.log"
 SPOT_TRADES = BINANCE / "spot_btcusdt_trade_stream_2024-08-08.log"

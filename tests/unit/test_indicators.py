@@ -15,7 +15,6 @@ conventions are checked, not just the last value; the tolerance is 1e-12 relativ
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -23,13 +22,11 @@ import pytest
 
 from actors.features import indicators as ind
 from actors.venues.binance import rest as br
+from tests.support.fixtures import BINANCE, need
 
 talib = pytest.importorskip("talib", reason="TA-Lib (requirements-dev.txt) is the reference")
 
-FIX = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "binance"
-if not FIX.is_dir():
-    pytest.skip(f"real Binance captures not found at {FIX} (../shared/fixtures/binance)",
-                allow_module_level=True)
+FIX = need(BINANCE, module=True)
 
 RTOL = 1e-12
 TRADE_CAPTURES = {

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.api import ShmView, create_app
-from actors.feed.shell import Sink
+from actors.feed.sink import Sink
 from actors.obs.gunicorn_conf import prometheus_dir, reset_prometheus_dir
 from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram, cumulative
 from config.settings import load_settings
@@ -251,7 +251,7 @@ def test_multiprocess_dir_lifecycle(tmp_path):
 
 
 def test_sink_pending_ages_stay_bounded(prefix):
-    from actors.feed.shell import AGE_FLUSH_MASK
+    from actors.feed.sink import AGE_FLUSH_MASK
     ring = RingWriter("/dev/shm", f"{prefix}.BTCUSDT.futures.trade", TRADE, 1024)
     sink, pub = Sink("trade", ring, b"t"), NullPub()
     pub.publish = lambda topic, doc: None

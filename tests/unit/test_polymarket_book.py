@@ -18,7 +18,7 @@ from actors.decide.edge import walk_with_fee
 from actors.venues.polymarket.book import OrderBook, complement, price_key
 from actors.venues.polymarket.clob import parse_frame, parse_rest_book
 from ipc.schema import FLAG_SNAPSHOT, MAX_LEVELS, POLY_BOOK
-from tests.fixtures import POLYMARKET, need
+from tests.support.fixtures import POLYMARKET, need
 
 RECV = 1_790_658_700_000_000_000
 UP = "76670567130917723816490572615540605537878462672464291990940067659127658071111"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from actors.venues.polymarket.gamma import (SERIES, FeeSchedule, GammaError, MarketNotFound, WindowInfo, markets_path, parse_market, slug, slug_candidates, window_start)
-from tests.fixtures import POLYMARKET, need
+from tests.support.fixtures import POLYMARKET, need
 
 MAR = "gamma_market_btc_updown_5m_2026-03.json"
 AUG = "gamma_market_btc_updown_5m_twap_2026-08_reduced.json"

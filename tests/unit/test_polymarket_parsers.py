@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from actors.venues.polymarket import clob as pm
 from actors.venues.polymarket.clob import (Book, Change, FrameError, LastTrade, PriceChange, TickSizeChange, BestBidAsk, NewMarket, MarketResolved, Pong, Ping, Unknown, parse_frame, parse_rest_book, subscribe_msg, trade_record)
 from ipc.schema import POLY_TRADE
-from tests.fixtures import POLYMARKET, need
+from tests.support.fixtures import POLYMARKET, need
 
 RECV = 1_790_000_000_123_456_789
 MS = 1_000_000

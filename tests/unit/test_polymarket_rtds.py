@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from actors.venues.polymarket.rtds import PING, Decoded, FrameError, parse_frame, subscribe_msg
 from ipc.schema import CHAINLINK, FLAG_SNAPSHOT
-from tests.fixtures import POLYMARKET, need
+from tests.support.fixtures import POLYMARKET, need
 
 RECV = 1_771_820_700_000_000_001
 MS = 1_000_000
@@ -44,7 +44,7 @@ def test_chainlink_updates_every_line_exact():
     assert len(ls) == len(CHAINLINK_LINES) == 5
     for i, (line, (obs, sent, px)) in enumerate(zip(ls, CHAINLINK_LINES)):
         d = parse_frame(line, RECV + i)
-        assert d == Decoded("price", [(obs * MS, RECV + i, 0, sent * MS, px)], "btc/usd")
+        assert d == Decoded("price", "btc/usd", ((obs * MS, RECV + i, 0, sent * MS, px),))
         arr = np.zeros(1, dtype=CHAINLINK)
         arr[0] = d.recs[0]
         assert arr[0].item() == d.recs[0]
@@ -64,24 +64,24 @@ def test_full_accuracy_value_and_value_agree_on_every_line():
 
 def test_binance_source_update_is_other_by_default():
     f = need(POLYMARKET / "rtds_crypto_prices_update.json").read_bytes()
-    assert parse_frame(f, RECV) == Decoded("other", [], "btcusdt")
+    assert parse_frame(f, RECV) == Decoded("other", "btcusdt", ())
     # the same parser reads it when asked for that topic/symbol; "61035.86000000" is not scaled
     d = parse_frame(f, RECV, symbol="btcusdt", topic="crypto_prices")
-    assert d == Decoded("price", [(1780730269000 * MS, RECV, 0, 1780730269142 * MS, 61035.86)], "btcusdt")
+    assert d == Decoded("price", "btcusdt", ((1780730269000 * MS, RECV, 0, 1780730269142 * MS, 61035.86),))
 
 
 def test_subscribe_snapshot():
     f = need(POLYMARKET / "rtds_crypto_prices_subscribe_snapshot.json").read_bytes()
-    assert parse_frame(f, RECV) == Decoded("other", [], "btcusdt")      # Binance source, not ours
+    assert parse_frame(f, RECV) == Decoded("other", "btcusdt", ())      # Binance source, not ours
     d = parse_frame(f, RECV, symbol="btcusdt", topic="crypto_prices")
     sent = 1780726213178 * MS
-    assert d == Decoded("snapshot", [
+    assert d == Decoded("snapshot", "btcusdt", (
         (1780726209000 * MS, RECV, FLAG_SNAPSHOT, sent, 61164.12),
         (1780726210000 * MS, RECV, FLAG_SNAPSHOT, sent, 61161.07),
         (1780726211000 * MS, RECV, FLAG_SNAPSHOT, sent, 61150.89),
-    ], "btcusdt")
+    ))
     arr = np.zeros(3, dtype=CHAINLINK)
-    arr[:] = d.recs
+    arr[:] = list(d.recs)
     assert list(arr["price"]) == [61164.12, 61161.07, 61150.89]
 
 
@@ -90,13 +90,13 @@ def test_chainlink_snapshot_shapes():
     snap = {"connection_id": "abc", "payload": {"symbol": "btc/usd", "data": [
         {"timestamp": 1782943900000, "value": 60750.5}, {"timestamp": 1782943901000, "value": 60751.25}]},
         "timestamp": 1782943987064, "topic": "crypto_prices", "type": "subscribe"}
-    expected = [(1782943900000 * MS, 5, FLAG_SNAPSHOT, 1782943987064 * MS, 60750.5),
-                (1782943901000 * MS, 5, FLAG_SNAPSHOT, 1782943987064 * MS, 60751.25)]
-    assert parse_frame(orjson.dumps(snap), 5) == Decoded("snapshot", expected, "btc/usd")
+    expected = ((1782943900000 * MS, 5, FLAG_SNAPSHOT, 1782943987064 * MS, 60750.5),
+                (1782943901000 * MS, 5, FLAG_SNAPSHOT, 1782943987064 * MS, 60751.25))
+    assert parse_frame(orjson.dumps(snap), 5) == Decoded("snapshot", "btc/usd", expected)
     snap["topic"] = "crypto_prices_chainlink"
-    assert parse_frame(orjson.dumps(snap), 5) == Decoded("snapshot", expected, "btc/usd")
+    assert parse_frame(orjson.dumps(snap), 5) == Decoded("snapshot", "btc/usd", expected)
     snap["payload"]["data"] = []
-    assert parse_frame(orjson.dumps(snap), 5) == Decoded("snapshot", [], "btc/usd")
+    assert parse_frame(orjson.dumps(snap), 5) == Decoded("snapshot", "btc/usd", ())
     del snap["payload"]["symbol"]                      # no symbol: cannot tell it is BTC
     assert parse_frame(orjson.dumps(snap), 5).kind == "other"
 
@@ -104,7 +104,7 @@ def test_chainlink_snapshot_shapes():
 def test_other_symbols_topics_and_control():
     upd = orjson.loads(lines()[0])
     eth = dict(upd, payload=dict(upd["payload"], symbol="eth/usd"))
-    assert parse_frame(orjson.dumps(eth), RECV) == Decoded("other", [], "eth/usd")
+    assert parse_frame(orjson.dumps(eth), RECV) == Decoded("other", "eth/usd", ())
     twap = dict(upd, topic="crypto_prices_twap_sixty")
     assert parse_frame(orjson.dumps(twap), RECV).kind == "other"
     upper = dict(upd, payload=dict(upd["payload"], symbol="BTC/USD"))
@@ -112,7 +112,7 @@ def test_other_symbols_topics_and_control():
     assert parse_frame(b'{"message":"Invalid request body","statusCode":400}', RECV).kind == "other"
     assert parse_frame(b'{"topic":"crypto_prices_chainlink","type":"unsubscribe","payload":{}}', 1).kind == "other"
     for c in (b"PONG", b"PING", b"", b"  \n", "PONG", ""):
-        assert parse_frame(c, RECV) == Decoded("control", [], "")
+        assert parse_frame(c, RECV) == Decoded("control", "", ())
     assert parse_frame(lines()[0].decode(), RECV) == parse_frame(lines()[0], RECV)
 
 
@@ -165,4 +165,4 @@ def test_fuzz_only_frame_error(f):
     assert d.kind in ("price", "snapshot", "other", "control")
     if d.recs:
         arr = np.zeros(len(d.recs), dtype=CHAINLINK)
-        arr[:] = d.recs
+        arr[:] = list(d.recs)

@@ -17,6 +17,7 @@ from actors.sim.binance.mark import Liquidations, MarkPrice, next_funding_ms
 from actors.sim.market import FUTURES_BTCUSDT, SPOT_BTCUSDT, AggTrade, BookTicker, Market
 from actors.sim.binance.rest_api import RestApi
 from actors.venues.binance.parse import FrameError, parse_frame
+from tests.support.fixtures import BINANCE, need
 
 T0 = 1_780_000_000_000_000_000
 S = 1_000_000_000
@@ -75,7 +76,7 @@ def test_spot_codec_matches_the_live_frames():
     codec = sp.SpotCodec(SPOT_BTCUSDT)
     ev = AggTrade(0, 1617566591315, 665076760, 5800103000000, 8620500, 745522877, 745522877,
                   1617566591314, True)
-    live = open("/work/shared/fixtures/binance/spot_aggTrade.json").read().strip()
+    live = need(BINANCE / "spot_aggTrade.json").read_text().strip()
     assert '{"stream":"btcusdt@aggTrade","data":' + codec.agg_trade(ev) + "}" == live
     bt = BookTicker(0, 499869768, 35210000, 67200000000, 35260000, 319900000000, 0, 0)
     assert codec.book_ticker(bt) == ('{"u":499869768,"s":"BTCUSDT","b":"0.35210000",'
@@ -149,7 +150,7 @@ def test_depth_frames_parse_and_keep_their_orders():
     d = json.loads(raw)
     assert list(d) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]
     assert d["b"][-1] == ["65000.00", "2.500"] and d["a"][0] == ["65000.10", "1.200"]
-    rec = parse_frame('{"stream":"btcusdt@depth5@100ms","data":' + raw + "}", 7).rec
+    rec = parse_frame('{"stream":"btcusdt@depth5@100ms","data":' + raw + "}", 7).recs[0]
     assert rec[3:6] == (123, 100, 99) and rec[8][0] == 65000.0 and rec[10][0] == 65000.1
     s = bk.spot_partial_depth(SPOT_BTCUSDT, [(6_500_000_000_000, 100_000)], [(6_500_001_000_000, 5)],
                               last_update_id=9)
@@ -264,7 +265,7 @@ def test_next_funding_and_mark_frame():
     assert abs(mp.mark - 65_029) < 5 and abs(mp.funding - 0.0001) < 5e-5
     d = json.loads(mp.frame("BTCUSDT"))
     assert list(d) == ["e", "E", "s", "p", "ap", "P", "i", "r", "T"]
-    rec = parse_frame('{"stream":"btcusdt@markPrice@1s","data":' + mp.frame("BTCUSDT") + "}", 1).rec
+    rec = parse_frame('{"stream":"btcusdt@markPrice@1s","data":' + mp.frame("BTCUSDT") + "}", 1).recs[0]
     assert rec[3] == float(d["p"]) and rec[4] == float(d["i"]) and rec[6] == float(d["r"])
 
 

@@ -18,7 +18,7 @@ from actors.features import indicators as ind
 from actors.sim.taapi_bulk import BLOCK_EXTEND_SEC, BURST, TaapiSim
 from actors.clients.taapi_client import TaapiClient, TaapiError
 from actors.venues import taapi
-from tests.context.kline_server import kline_row
+from tests.support.kline_server import kline_row
 
 MIN = 60_000
 

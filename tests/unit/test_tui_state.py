@@ -128,6 +128,16 @@ def test_newer_document_wins_whatever_its_source():
     assert dict(st.price_rows(T0))["futures last"].value == 65100.0
 
 
+def test_replayed_documents_compare_by_data_time_not_publish_time():
+    """Under replay the bus's wall-clock stamp (pub_ts_ns) is far ahead of the data time; the REST
+    snapshot and the topic carry the same data-time ts_ns, so the newer tick still wins."""
+    st = loaded()
+    wall = T0 + 3600 * SEC_NS
+    st.apply_bus("features.BTCUSDT", {**features(T0 + SEC_NS, last=65100.0), "pub_ts_ns": wall}, 0, False, wall)
+    st.apply_rest("/latest/features", 200, features(T0 + 2 * SEC_NS, last=65200.0), None, wall)
+    assert dict(st.price_rows(T0))["futures last"].value == 65200.0
+
+
 def test_bus_gaps_and_restarts_come_from_the_subscriber():
     sub = Subscriber("tcp://127.0.0.1:1", ("edge.",))      # no bus needed: only its seq bookkeeping
     try:

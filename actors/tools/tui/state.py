@@ -8,8 +8,10 @@ questions as rows of `Val`s. Every method that needs the time takes `now_ns` (ep
 Invariants:
 - never a made-up number: a value the payloads do not give is `Val(None, reason)`, with the
   payload's own reason (`<field>_reason`, else the block's `reason`) when it gives one;
-- a document replaces the one held only if it is not older (`ts_ns`): a slow REST answer never
-  rolls back a newer bus message;
+- a document replaces the one held only if it is not older (`ts_ns`, the document's data time:
+  the same in the REST snapshot and on the bus, which adds its wall clock as `pub_ts_ns` and never
+  overwrites `ts_ns`, so the comparison holds under replay too): a slow REST answer never rolls
+  back a newer bus message;
 - closed bars are kept per (venue, tf) in start order, without duplicates, at most KEEP_BARS;
 - loss on the bus is the Subscriber's seq bookkeeping (`lost`, `restarted`), counted per topic;
 - actor heartbeats come only from GET /state (the bus's `state` topic carries quality, not
@@ -31,6 +33,7 @@ SEC_NS = 1_000_000_000
 KEEP_BARS = 120
 KEEP_EVENTS = 50
 SIDES = names.POLY_TOKENS
+PRIMARY_VENUE = names.FUTURES            # compute's primary venue: VWAP, volatility, impulse shown
 STATE_POLL_NS = 1 * SEC_NS               # heartbeats are not on the bus: poll /state this often
 REST_FALLBACK_QUIET_NS = 3 * SEC_NS      # bus silent this long on a doc's topics: poll REST
 REST_RETRY_NS = 1 * SEC_NS               # at most one request per path per this long
@@ -397,9 +400,9 @@ class DashState:
         for venue in VENUES:
             v, vwhy = self._venue(venue)
             rows.append((f"CVD {venue}", val(get(v, "cvd"), "cvd", vwhy), "qty"))
-        fut, fwhy = self._venue("futures")
+        fut, fwhy = self._venue(PRIMARY_VENUE)
         vw = get(fut, "vwap")
-        rows += [("VWAP futures", val(vw, "vwap", fwhy), "price"),
+        rows += [(f"VWAP {PRIMARY_VENUE}", val(vw, "vwap", fwhy), "price"),
                  ("VWAP dev", val(vw, "dev_bps", fwhy), "bps"),
                  ("VWAP dev σ", val(vw, "dev_sigma", fwhy), "z")]
         vol = get(fut, "volatility")

@@ -20,6 +20,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ipc import names
+
 from actors.tools.tui.state import BAR_TFS, SEC_NS, VENUES, DashState, Val
 
 TITLE = "TDC dashboard"
@@ -35,7 +37,7 @@ MODE_STYLE = {"OK": "bold green", "DEGRADED": "bold yellow", "BAD": "bold red"}
 class Ui:
     """What the keys change: the panel, the bars panel's venue, and whether to quit."""
     panel: str = "overview"
-    venue: str = "futures"
+    venue: str = names.FUTURES
     quit: bool = False
 
     def on_key(self, key: str) -> bool:

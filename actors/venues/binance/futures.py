@@ -12,7 +12,7 @@ from __future__ import annotations
 from config.settings import Settings
 
 from actors.venues.binance import parse as binance
-from actors.feed.shell import ConnPlan
+from actors.venues.envelope import ConnPlan
 
 VENUE = "futures"
 parse_frame = binance.parse_frame

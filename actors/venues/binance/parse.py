@@ -1,12 +1,13 @@
 """Binance USD-M futures and spot: stream names, routes, subscribe messages and pure frame parsers.
 
-`parse_frame(frame, ts_recv_ns)` turns one WebSocket frame into a `Decoded(kind, stream, rec)`.
+`parse_frame(frame, ts_recv_ns)` turns one WebSocket frame into a `Decoded(kind, stream, (rec,))`
+(actors.venues.envelope).
 It is sans-I/O: bytes in, a record tuple out; no sockets, clocks, logging or global state beyond a
 bounded memo of stream names.
 
 Invariants:
 - Everything Binance-specific lives here; callers dispatch on `Decoded.kind`, never on the venue.
-- For a data kind, `rec` is a plain tuple in the exact field order of `ipc.schema.DTYPES[kind]`, so
+- For a data kind, `recs` is a 1-tuple of a plain tuple in the exact field order of `ipc.schema.DTYPES[kind]`, so
   `ring[i] = rec` stores it in one assignment. `flags` is 0, or `FLAG_SNAPSHOT` on a depth
   record that is a whole top-N book.
 - Times are integer epoch ns (Binance ms * 1_000_000). An exchange time the venue does not send
@@ -28,12 +29,14 @@ Invariants:
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import orjson
 
 from ipc.names import TIMEFRAME_SEC
 from ipc.schema import FLAG_SNAPSHOT, MAX_LEVELS
+
+from actors.venues.envelope import Decoded, FrameError, fail
 
 __all__ = [
     "FrameError", "Decoded", "parse_frame", "stream_kind",
@@ -48,23 +51,6 @@ SPOT_ROUTE = "/stream"
 _MS = 1_000_000
 _NAN = float("nan")
 _ZEROS = (0.0,) * MAX_LEVELS
-_FRAME_SNIPPET = 200
-
-
-class FrameError(ValueError):
-    """A frame that cannot be decoded: not JSON, not an object, a missing or unparsable field."""
-
-
-class Decoded(NamedTuple):
-    kind: str      # a key of ipc.schema.DTYPES, or 'ack', 'error', 'unknown'
-    stream: str    # combined-stream name; '' for ack/error and raw (non-combined) frames
-    rec: object    # record tuple (data kinds), the decoded dict (ack/error), None (unknown)
-
-
-def _fail(why: str, frame: bytes | str) -> FrameError:
-    return FrameError(f"{why}: {frame[:_FRAME_SNIPPET]!r}")
-
-
 # ---------------------------------------------------------------------------------------------
 # typed decoders: data dict -> record tuple (field order of ipc.schema.DTYPES[kind])
 # ---------------------------------------------------------------------------------------------
@@ -266,22 +252,22 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> Decoded:
     try:
         msg = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
-        raise _fail(f"not JSON ({exc})", frame) from None
+        raise fail(f"not JSON ({exc})", frame) from None
     if type(msg) is not dict:
-        raise _fail("not a JSON object", frame)
+        raise fail("not a JSON object", frame)
 
     stream = msg.get("stream")
     if stream is not None:
         if type(stream) is not str:
-            raise _fail("combined-stream envelope with a non-string 'stream'", frame)
+            raise fail("combined-stream envelope with a non-string 'stream'", frame)
         entry = _resolve(stream)
         if entry is None:
             # Checked before 'data': an unsupported stream (e.g. "!markPrice@arr", whose data is a
             # list) is the caller's to count, not a malformed frame.
-            return Decoded("unknown", stream, None)
+            return Decoded("unknown", stream, ())
         data = msg.get("data")
         if type(data) is not dict:
-            raise _fail(f"{stream}: envelope without an object 'data'", frame)
+            raise fail(f"{stream}: envelope without an object 'data'", frame)
     else:
         data = msg
         stream = ""
@@ -289,26 +275,26 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> Decoded:
         if e is not None:
             entry = _BY_EVENT.get(e) if type(e) is str else None
             if entry is None:
-                return Decoded("unknown", "", None)
+                return Decoded("unknown", "", ())
         elif "result" in msg and "id" in msg:
-            return Decoded("ack", "", msg)
+            return Decoded("ack", "", (msg,))
         elif "error" in msg or ("code" in msg and "msg" in msg):
-            return Decoded("error", "", msg)
+            return Decoded("error", "", (msg,))
         elif "lastUpdateId" in msg:
             entry = _BY_STREAM["depth20"]     # spot partial depth on a raw stream has no "e"
         elif "u" in msg and "B" in msg and "A" in msg:
             entry = _BY_STREAM["bookTicker"]  # so has spot bookTicker
         else:
-            return Decoded("unknown", "", None)
+            return Decoded("unknown", "", ())
 
     kind, decode = entry
     try:
         rec = decode(data, ts_recv_ns)
     except KeyError as exc:
-        raise _fail(f"{kind}: missing field {exc}", frame) from None
+        raise fail(f"{kind}: missing field {exc}", frame) from None
     except (TypeError, ValueError, IndexError, OverflowError) as exc:
-        raise _fail(f"{kind}: bad field ({exc})", frame) from None
-    return Decoded(kind, stream, rec)
+        raise fail(f"{kind}: bad field ({exc})", frame) from None
+    return Decoded(kind, stream, (rec,))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from config.settings import Settings
 
 from actors.venues.binance import parse as binance
-from actors.feed.shell import ConnPlan
+from actors.venues.envelope import ConnPlan
 
 VENUE = "spot"
 parse_frame = binance.parse_frame

@@ -11,9 +11,8 @@ from __future__ import annotations
 from config.settings import Settings
 from ipc import names
 
+from actors.venues.envelope import ConnPlan, Decoded
 from actors.venues.polymarket import rtds
-from actors.venues.binance.parse import Decoded
-from actors.feed.shell import ConnPlan
 
 VENUE = names.CHAINLINK          # ring ipc.names.CHAINLINK_RING
 KEEPALIVE = (float(rtds.PING_INTERVAL_SEC), rtds.PING)
@@ -34,10 +33,12 @@ def max_silence_sec(stream: str, settings: Settings) -> float | None:
 
 def parse_frame(frame: bytes, ts_recv_ns: int) -> Decoded:
     d = rtds.parse_frame(frame, ts_recv_ns)
-    if d.kind in ("price", "snapshot"):
-        if len(d.recs) == 1:
-            return Decoded("chainlink", STREAM, d.recs[0])
-        return Decoded("batch", "", [Decoded("chainlink", STREAM, r) for r in d.recs])
+    if d.kind in _DATA:                  # an update (one record) or a snapshot (many): one loop
+        return Decoded("chainlink", STREAM, d.recs)
     if d.kind == "control":
-        return Decoded("control", "", None)
-    return Decoded("unknown", d.symbol, None)
+        return _CONTROL
+    return Decoded("unknown", d.stream, ())
+
+
+_DATA = frozenset(("price", "snapshot"))
+_CONTROL = Decoded("control", "", ())

@@ -37,6 +37,8 @@ from typing import Callable, NamedTuple, Union
 
 import orjson
 
+from actors.venues.envelope import FrameError, fail
+
 __all__ = [
     "FrameError", "Book", "Change", "PriceChange", "LastTrade", "TickSizeChange", "BestBidAsk",
     "NewMarket", "MarketResolved", "Pong", "Ping", "Unknown", "Msg",
@@ -50,13 +52,8 @@ MARKET_WS_PATH = "/ws/market"      # wss://ws-subscriptions-clob.polymarket.com/
 
 _MS = 1_000_000
 _NAN = float("nan")
-_FRAME_SNIPPET = 200
 
 Level = tuple[float, float]        # (price, size)
-
-
-class FrameError(ValueError):
-    """A frame or body that cannot be decoded: not JSON, a wrong shape, a missing or bad field."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,10 +390,6 @@ _BY_EVENT: dict[str, Callable[[dict, int], Msg]] = {
 # envelope
 # ---------------------------------------------------------------------------------------------
 
-def _fail(why: str, frame: bytes | str) -> FrameError:
-    return FrameError(f"{why}: {frame[:_FRAME_SNIPPET]!r}")
-
-
 def _decode_obj(d: dict, ts_recv_ns: int, frame: bytes | str) -> Msg:
     et = d.get("event_type")
     dec = _BY_EVENT.get(et) if type(et) is str else None
@@ -405,9 +398,9 @@ def _decode_obj(d: dict, ts_recv_ns: int, frame: bytes | str) -> Msg:
     try:
         return dec(d, ts_recv_ns)
     except KeyError as exc:
-        raise _fail(f"{et}: missing field {exc}", frame) from None
+        raise fail(f"{et}: missing field {exc}", frame) from None
     except (TypeError, ValueError, IndexError, OverflowError, AttributeError) as exc:
-        raise _fail(f"{et}: bad field ({exc})", frame) from None
+        raise fail(f"{et}: bad field ({exc})", frame) from None
 
 
 def parse_frame(frame: bytes | str, ts_recv_ns: int) -> list[Msg]:
@@ -433,17 +426,17 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> list[Msg]:
     try:
         msg = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _fail(f"not JSON ({exc})", frame) from None
+        raise fail(f"not JSON ({exc})", frame) from None
     if type(msg) is dict:
         return [_decode_obj(msg, ts_recv_ns, frame)]
     if type(msg) is list:
         out = []
         for d in msg:
             if type(d) is not dict:
-                raise _fail("array element is not an object", frame)
+                raise fail("array element is not an object", frame)
             out.append(_decode_obj(d, ts_recv_ns, frame))
         return out
-    raise _fail("not a JSON object or array", frame)
+    raise fail("not a JSON object or array", frame)
 
 
 def parse_rest_book(body: bytes | str, ts_recv_ns: int = 0) -> Book:
@@ -451,17 +444,17 @@ def parse_rest_book(body: bytes | str, ts_recv_ns: int = 0) -> Book:
     try:
         d = orjson.loads(body)
     except (orjson.JSONDecodeError, TypeError) as exc:
-        raise _fail(f"not JSON ({exc})", body if isinstance(body, (bytes, str)) else b"") from None
+        raise fail(f"not JSON ({exc})", body if isinstance(body, (bytes, str)) else b"") from None
     if type(d) is not dict:
-        raise _fail("/book: not a JSON object", body)
+        raise fail("/book: not a JSON object", body)
     if "error" in d and "bids" not in d:
-        raise _fail(f"/book: error answer {d.get('error')!r}", body)
+        raise fail(f"/book: error answer {d.get('error')!r}", body)
     try:
         return _book(d, ts_recv_ns)
     except KeyError as exc:
-        raise _fail(f"/book: missing field {exc}", body) from None
+        raise fail(f"/book: missing field {exc}", body) from None
     except (TypeError, ValueError, IndexError, OverflowError, AttributeError) as exc:
-        raise _fail(f"/book: bad field ({exc})", body) from None
+        raise fail(f"/book: bad field ({exc})", body) from None
 
 
 # ---------------------------------------------------------------------------------------------

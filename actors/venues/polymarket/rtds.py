@@ -1,6 +1,7 @@
 """Polymarket RTDS (`wss://ws-live-data.polymarket.com`): the Chainlink BTC/USD price, pure parsers.
 
-`parse_frame(frame, ts_recv_ns)` returns `Decoded(kind, recs, symbol)` with `recs` a list of
+`parse_frame(frame, ts_recv_ns)` returns the one envelope `Decoded(kind, symbol, recs)`
+(actors.venues.envelope; `stream` is the payload symbol, '' when none) with `recs` a tuple of
 ipc.schema.CHAINLINK tuples. Sans-I/O: bytes in, tuples out.
 
 Invariants:
@@ -26,12 +27,12 @@ Invariants:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import orjson
 
 from ipc.schema import FLAG_SNAPSHOT
 
+from actors.venues.envelope import Decoded, FrameError, fail
 from actors.venues.polymarket.clob import ms_timestamp
 
 __all__ = ["FrameError", "Decoded", "parse_frame", "subscribe_msg", "PING", "PING_INTERVAL_SEC", "TOPIC", "SYMBOL"]
@@ -43,27 +44,12 @@ PING_INTERVAL_SEC = 5
 
 _MS = 1_000_000
 _E18 = 10 ** 18
-_FRAME_SNIPPET = 200
-
-
-class FrameError(ValueError):
-    """A frame that cannot be decoded: not JSON, not an object, a missing or unparsable field."""
-
-
-class Decoded(NamedTuple):
-    kind: str          # 'price', 'snapshot', 'other', 'control'
-    recs: list         # CHAINLINK tuples (empty unless price/snapshot)
-    symbol: str        # payload symbol ('' when none)
 
 
 def subscribe_msg(symbol: str = SYMBOL, topic: str = TOPIC) -> bytes:
     filters = orjson.dumps({"symbol": symbol}).decode()
     return orjson.dumps({"action": "subscribe",
                          "subscriptions": [{"topic": topic, "type": "*", "filters": filters}]})
-
-
-def _fail(why: str, frame: bytes | str) -> FrameError:
-    return FrameError(f"{why}: {frame[:_FRAME_SNIPPET]!r}")
 
 
 def _ms(v: object) -> int:
@@ -91,8 +77,8 @@ def _point(d: object) -> tuple[int, float]:
     return _ms(d["timestamp"]), _price(d)
 
 
-_OTHER = Decoded("other", [], "")
-_CONTROL = Decoded("control", [], "")
+_OTHER = Decoded("other", "", ())
+_CONTROL = Decoded("control", "", ())
 
 
 def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
@@ -111,9 +97,9 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
     try:
         msg = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _fail(f"not JSON ({exc})", frame) from None
+        raise fail(f"not JSON ({exc})", frame) from None
     if type(msg) is not dict:
-        raise _fail("not a JSON object", frame)
+        raise fail("not a JSON object", frame)
 
     typ = msg.get("type")
     t = msg.get("topic")
@@ -128,19 +114,19 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
         ts_sent_ns = 0 if sent is None else _ms(sent) * _MS
         if typ == "update":
             if t != topic or sym.lower() != want:
-                return Decoded("other", [], sym)
+                return Decoded("other", sym, ())
             obs = _ms(payload["timestamp"])
-            return Decoded("price", [(obs * _MS, ts_recv_ns, 0, ts_sent_ns, _price(payload))], sym)
+            return Decoded("price", sym, ((obs * _MS, ts_recv_ns, 0, ts_sent_ns, _price(payload)),))
         # typ == "subscribe": the dump after subscribing
         if sym.lower() != want or t not in (topic, "crypto_prices"):
-            return Decoded("other", [], sym)
+            return Decoded("other", sym, ())
         data = payload["data"]
         if type(data) is not list:
             raise TypeError("payload.data is not a list")
-        recs = [(obs * _MS, ts_recv_ns, FLAG_SNAPSHOT, ts_sent_ns, px)
-                for obs, px in map(_point, data)]
-        return Decoded("snapshot", recs, sym)
+        recs = tuple((obs * _MS, ts_recv_ns, FLAG_SNAPSHOT, ts_sent_ns, px)
+                     for obs, px in map(_point, data))
+        return Decoded("snapshot", sym, recs)
     except KeyError as exc:
-        raise _fail(f"{t}/{typ}: missing field {exc}", frame) from None
+        raise fail(f"{t}/{typ}: missing field {exc}", frame) from None
     except (TypeError, ValueError, OverflowError, AttributeError) as exc:
-        raise _fail(f"{t}/{typ}: bad field ({exc})", frame) from None
+        raise fail(f"{t}/{typ}: bad field ({exc})", frame) from None

@@ -1,4 +1,6 @@
-"""Shared helpers of the sim's socket tests: a running sim on free ports, clients, waits."""
+"""The simulator in-process for the sim's socket tests: both Binance venues on ports the OS picks,
+WebSocket clients with short closing handshakes, deadline-bounded receives, and a background
+reader that keeps every frame with its arrival time."""
 from __future__ import annotations
 
 import asyncio
@@ -7,10 +9,13 @@ import json
 import time
 from dataclasses import dataclass
 
+import orjson
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from actors.sim.server import serve
 from config.settings import Settings
+from tests.support.wait import wait_for_async
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,59 @@ def pairs(text: str):
 def keys(text_or_pairs) -> list[str]:
     p = pairs(text_or_pairs) if isinstance(text_or_pairs, (str, bytes)) else text_or_pairs
     return [k for k, _ in p]
+
+
+class Reader:
+    """Reads one connection in the background: (monotonic time, frame) pairs; optional PINGs."""
+
+    def __init__(self, ws, ping_every: float | None = None):
+        self.ws = ws
+        self.frames: list[tuple[float, str]] = []
+        self.closed: BaseException | str | None = None
+        self.task = asyncio.create_task(self._run())
+        self.pinger = asyncio.create_task(self._ping(ping_every)) if ping_every else None
+
+    async def _run(self):
+        try:
+            async for msg in self.ws:
+                self.frames.append((time.monotonic(), msg))
+        except ConnectionClosed as exc:
+            self.closed = exc
+        if self.closed is None:
+            self.closed = "closed cleanly"
+
+    async def _ping(self, every: float):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(every)
+                await self.ws.send("PING")
+
+    def texts(self, since: float = 0.0) -> list[str]:
+        return [m for t, m in self.frames if t >= since]
+
+    def objs(self, since: float = 0.0) -> list[dict]:
+        """Every JSON object received (arrays flattened), skipping control text."""
+        out = []
+        for m in self.texts(since):
+            if m in ("", "PONG"):
+                continue
+            d = orjson.loads(m)
+            out.extend(d if isinstance(d, list) else [d])
+        return out
+
+    def since(self, t: float) -> list[str]:
+        return self.texts(since=t)
+
+    def max_gap(self, t0: float, t1: float) -> float:
+        """The longest time in [t0, t1] without a frame."""
+        ts = [t0] + [ts for ts, _ in self.frames if t0 <= ts <= t1] + [t1]
+        return max(b - a for a, b in zip(ts, ts[1:]))
+
+    async def wait(self, cond, timeout: float = 5.0, what: str = "condition"):
+        """wait_for_async, polling every 10 ms while this reader keeps collecting."""
+        return await wait_for_async(cond, timeout, what, interval=0.01)
+
+    def stop(self):
+        self.task.cancel()
+        if self.pinger:
+            self.pinger.cancel()

@@ -1,4 +1,6 @@
-"""A real sim + bus + feeds stack as separate processes, for the feed fault tests."""
+"""A real stack of chosen actors (by default sim + bus + both Binance feeds) as separate
+`python run.py <actor>` processes on free ports and their own shm prefix, for the feed, rotation,
+fault and Polymarket tests; stopped with SIGTERM, every segment of the prefix unlinked."""
 from __future__ import annotations
 
 import os
@@ -11,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ipc.ring import RingReader
 from ipc import names
-from ipc.schema import DTYPES, FLAG_GAP
+from ipc.ring import RingReader
+from ipc.schema import FLAG_GAP
 from ipc.shm import unlink_prefix
 from ipc.state import Registry
-from tests.e2e.harness import ROOT, free_port, wait_for
+from tests.support.ports import free_port
+from tests.support.rings import open_reader
+from tests.support.system import ROOT
+from tests.support.wait import wait_for
 
 
 @dataclass
@@ -77,8 +82,7 @@ class Stack:
         return self.feed(actor).get("connections", {}).get(name, {})
 
     def reader(self, venue: str, kind: str, from_oldest: bool = False) -> RingReader:
-        return RingReader("/dev/shm", names.venue_ring(venue, kind).name(self.env["SHM_PREFIX"], "BTCUSDT"),
-                          DTYPES[kind], from_oldest=from_oldest)
+        return open_reader(names.venue_ring(venue, kind), self.env["SHM_PREFIX"], from_oldest=from_oldest)
 
     def settled(self, actor: str, kind: str, reader: RingReader) -> dict:
         """The feed's counters once its heartbeat has caught up with the ring (a consistent view)."""

@@ -1,5 +1,5 @@
-"""Shared helpers of the sim's Polymarket socket tests (no tests here): a running sim with a
-shifted clock, a background WebSocket reader, a book rebuilt from the frames."""
+"""Shared helpers of the sim's Polymarket socket tests: a running sim with a shifted clock and a
+book rebuilt from the frames (the background WebSocket reader is tests/support/sim.Reader)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +8,9 @@ import time
 from dataclasses import dataclass
 
 import httpx
-import orjson
-from websockets.exceptions import ConnectionClosed
 
 from actors.sim.server import serve
 from config.settings import Settings
-from tests.sim.helpers import connect
 
 try:
     from actors.venues.polymarket import clob as pmv
@@ -93,56 +90,6 @@ async def poly_sim(window_sec: int = 20, lead: float | None = None, **kw):
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
-
-
-class Reader:
-    """Reads one connection in the background: (monotonic time, frame) pairs; optional PINGs."""
-
-    def __init__(self, ws, ping_every: float | None = None):
-        self.ws = ws
-        self.frames: list[tuple[float, str]] = []
-        self.closed: BaseException | str | None = None
-        self.task = asyncio.create_task(self._run())
-        self.pinger = asyncio.create_task(self._ping(ping_every)) if ping_every else None
-
-    async def _run(self):
-        try:
-            async for msg in self.ws:
-                self.frames.append((time.monotonic(), msg))
-        except ConnectionClosed as exc:
-            self.closed = exc
-        if self.closed is None:
-            self.closed = "closed cleanly"
-
-    async def _ping(self, every: float):
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await asyncio.sleep(every)
-                await self.ws.send("PING")
-
-    def texts(self, since: float = 0.0) -> list[str]:
-        return [m for t, m in self.frames if t >= since]
-
-    def objs(self, since: float = 0.0) -> list[dict]:
-        """Every JSON object received (arrays flattened), skipping control text."""
-        out = []
-        for m in self.texts(since):
-            if m in ("", "PONG"):
-                continue
-            d = orjson.loads(m)
-            out.extend(d if isinstance(d, list) else [d])
-        return out
-
-    async def wait(self, cond, timeout: float = 5.0, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert time.monotonic() < deadline, f"{what} not met in {timeout} s"
-            await asyncio.sleep(0.01)
-
-    def stop(self):
-        self.task.cancel()
-        if self.pinger:
-            self.pinger.cancel()
 
 
 class DictBook:

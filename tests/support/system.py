@@ -1,42 +1,23 @@
 """Start the whole system (`python run.py --sim`) for real, isolated on free ports and its own shm
-prefix, wait on conditions with deadlines, and stop it leaving nothing behind."""
+prefix, and stop it leaving nothing behind (`System.stop_checked`: clean exit, no process of its
+session and no shared-memory segment of its prefix left)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from tests.support.ports import free_port
+from tests.support.wait import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(cond, timeout: float, what: str, interval: float = 0.05):
-    """Poll `cond()` until it returns a truthy value; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            v = cond()
-            if v:
-                return v
-        except Exception as exc:     # noqa: BLE001 - the condition may not be ready yet
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                         + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
 @dataclass
@@ -123,3 +104,38 @@ class System:
             if p.exists():
                 out.append(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:])
         return "\n".join(out)
+
+    def stop_checked(self) -> None:
+        """Stop (if started) and assert what a clean stop leaves: exit code 0, no process of the
+        session, no shared-memory segment of the prefix. Kills the session if anything failed."""
+        try:
+            if self.proc is None:
+                return
+            if self.proc.poll() is None:
+                rc = self.stop()
+                assert rc == 0, self.logs()
+            wait_for(lambda: self.session_pids() == [], 10,
+                     "no process of the system left", interval=0.05)
+            leftover = self.shm_segments()
+            assert leftover == [], f"shared-memory segments left behind: {leftover}"
+        finally:
+            if self.proc is not None and self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_system(tmp: Path, args: tuple[str, ...] = ("--sim",), **env: str):
+    """A started System (not yet known healthy: wait for what the test needs), stopped with
+    `stop_checked` at the end; on any failure the log tails are printed."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    sys_ = System(tmp)
+    try:
+        sys_.start(args, **env)
+        yield sys_
+        sys_.stop_checked()
+    except BaseException:
+        print(sys_.logs())
+        raise
+    finally:
+        if sys_.proc is not None and sys_.proc.poll() is None:
+            os.killpg(sys_.proc.pid, signal.SIGKILL)

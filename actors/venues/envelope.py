@@ -1,0 +1,46 @@
+"""The one envelope every venue parser speaks: `Decoded`, `FrameError`, `fail`, and the `ConnPlan`
+that says which connection carries which streams.
+
+Invariants:
+- a parser returns `Decoded(kind, stream, recs)`: `recs` is a tuple of records, so a frame that
+  carries several records (an RTDS snapshot) and one that carries one (a Binance trade: a 1-tuple)
+  go through the same single loop of the feed shell;
+- for a data kind (a key of ipc.schema.DTYPES) every element of `recs` is a plain tuple in that
+  dtype's field order; for 'ack'/'error' `recs` holds the decoded message; for 'unknown' and
+  'control' it is empty;
+- a frame that cannot be decoded raises `FrameError` (a ValueError), built by `fail`, which quotes
+  at most FRAME_SNIPPET bytes of it;
+- this module is the venue layer's: the I/O shell imports it, never the other way round.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["FrameError", "Decoded", "fail", "ConnPlan", "FRAME_SNIPPET"]
+
+FRAME_SNIPPET = 200
+
+
+class FrameError(ValueError):
+    """A frame that cannot be decoded: not JSON, a wrong shape, a missing or unparsable field."""
+
+
+class Decoded(NamedTuple):
+    kind: str      # a key of ipc.schema.DTYPES, or 'ack', 'error', 'control', 'unknown' (venue kinds too)
+    stream: str    # the venue's stream name; '' when the frame names none
+    recs: tuple    # record tuples (data kinds), (message,) for ack/error, () otherwise
+
+
+def fail(why: str, frame: bytes | str) -> FrameError:
+    """A FrameError saying `why`, quoting the start of `frame`."""
+    return FrameError(f"{why}: {frame[:FRAME_SNIPPET]!r}")
+
+
+@dataclass(frozen=True)
+class ConnPlan:
+    name: str                  # e.g. "market", "public"
+    url: str
+    streams: tuple[str, ...]   # venue stream names carried by this connection
+    subscribe: tuple[bytes, ...] = ()   # text messages sent right after each (re)connect
+    stale_sec: float | None = None      # no frame at all for this long: replace it (None: FEED_STALE_SEC)
