@@ -48,8 +48,8 @@ def _settings():
 
 def sim_env(s) -> dict[str, str]:
     """Environment that points every venue URL at the built-in exchange."""
-    fut, spot = f"{s.sim_host}:{s.sim_port}", f"{s.sim_host}:{s.sim_spot_port}"
-    poly = f"{s.sim_host}:{s.sim_poly_port}"
+    fut, spot = f"{s.sim.host}:{s.sim.port}", f"{s.sim.host}:{s.sim.spot_port}"
+    poly = f"{s.sim.host}:{s.sim.poly_port}"
     return {"FUTURES_WS": f"ws://{fut}", "FUTURES_REST": f"http://{fut}",
             "SPOT_WS": f"ws://{spot}", "SPOT_REST": f"http://{spot}",
             "POLYMARKET_GAMMA_URL": f"http://{poly}/gamma",
@@ -60,8 +60,8 @@ def sim_env(s) -> dict[str, str]:
 
 
 def supervisor_env(s, with_sim: bool) -> dict[str, str]:
-    run_dir = Path(os.environ.get("TDC_RUN_DIR") or ROOT / "run" / s.shm_prefix).resolve()
-    log_dir = Path(s.log_dir if os.path.isabs(s.log_dir) else ROOT / s.log_dir).resolve()
+    run_dir = Path(os.environ.get("TDC_RUN_DIR") or ROOT / "run" / s.ipc.shm_prefix).resolve()
+    log_dir = Path(s.general.log_dir if os.path.isabs(s.general.log_dir) else ROOT / s.general.log_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -69,7 +69,7 @@ def supervisor_env(s, with_sim: bool) -> dict[str, str]:
         env.update(sim_env(s))
     env.update(TDC_PYTHON=sys.executable, TDC_ROOT=str(ROOT), TDC_RUN_DIR=str(run_dir),
                TDC_LOG_DIR=str(log_dir), TDC_WITH_SIM="true" if with_sim else "false",
-               TDC_RECORD="true" if s.record_enabled else "false",
+               TDC_RECORD="true" if s.record.record_enabled else "false",
                PYTHONUNBUFFERED="1")
     return env
 
@@ -94,7 +94,7 @@ def run_supervisor(with_sim: bool) -> int:
     signal.signal(signal.SIGTERM, forward)
     _wake(Path(env["TDC_RUN_DIR"]) / "supervisor.sock", proc)
     rc = proc.wait()
-    removed = unlink_prefix(s.shm_dir, s.shm_prefix)
+    removed = unlink_prefix(s.ipc.shm_dir, s.ipc.shm_prefix)
     sock = Path(env["TDC_RUN_DIR"]) / "supervisor.sock"
     sock.unlink(missing_ok=True)
     sys.stderr.write(f"stopped (supervisord exit {rc}); removed {removed} shared-memory segments\n")
@@ -174,7 +174,7 @@ def main(argv: list[str]) -> int:
     from config.logging import setup_logging
     from ipc import clock
     clock.configure_from(s)
-    setup_logging(cmd, s.log_level)
+    setup_logging(cmd, s.general.log_level)
     importlib.import_module(ACTOR_BY_NAME[cmd].module).main(s)
     return 0
 

@@ -59,9 +59,9 @@ class ShmView:
 
     def __init__(self, settings: Settings):
         self.s = settings
-        self.blocks = {n: StateBlock(settings.shm_dir, settings.shm_prefix, n)
+        self.blocks = {n: StateBlock(settings.ipc.shm_dir, settings.ipc.shm_prefix, n)
                        for n in (*names.COMPUTE_BLOCKS, names.POLYMARKET_BLOCK)}
-        self.registry = Registry(settings.shm_dir, settings.shm_prefix)
+        self.registry = Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix)
 
     def raw(self, name: str) -> bytes | None:
         return self.blocks[name].read_bytes()
@@ -70,8 +70,8 @@ class ShmView:
         return self.blocks[name].read()
 
     def actors(self, now_ns: int) -> dict[str, dict]:
-        alive_ns = int(self.s.health_alive_sec * 1e9)
-        stale_ns = int(self.s.health_data_stale_sec * 1e9)
+        alive_ns = int(self.s.ipc.health_alive_sec * 1e9)
+        stale_ns = int(self.s.ipc.health_data_stale_sec * 1e9)
         data_now_ns = clock.now_ns()     # data time (replay-aware); heartbeats stay on the wall clock
         out = {}
         for name, hb in self.registry.read_all().items():
@@ -184,8 +184,8 @@ class AnchorResetResource:
     """POST /control/anchor/reset: body optional `{"anchor_ns": int}` (default: now)."""
 
     def __init__(self, settings: Settings):
-        self.token = settings.api_token
-        self.url = settings.zmq_control_url
+        self.token = settings.general.api_token
+        self.url = settings.ipc.zmq_control_url
 
     def on_post(self, req, resp):
         if not self.token:
@@ -303,7 +303,7 @@ def create_app(view: ShmView, settings: Settings, prometheus_dir=None) -> falcon
     app.req_options.media_handlers[JSON] = handler
     app.resp_options.media_handlers[JSON] = handler
     app.add_error_handler(Exception, _unexpected)
-    app.add_route("/health", HealthResource(view, settings.health_required))
+    app.add_route("/health", HealthResource(view, settings.ipc.health_required))
     app.add_route("/state", StateResource(view))
     app.add_route("/latest/features", LatestResource(view, "features"))
     app.add_route("/latest/bars", LatestResource(view, "bars"))
@@ -322,7 +322,7 @@ def wsgi_app() -> falcon.App:
     from config.settings import load_settings
     settings = load_settings()
     clock.configure_from(settings)
-    setup_logging("api", settings.log_level)
+    setup_logging("api", settings.general.log_level)
     from actors.obs.gunicorn_conf import PROMETHEUS_ENV, prometheus_dir
     # under our gunicorn config the master has set up the multiprocess directory for the
     # workers' latency histograms; without it (a bare gunicorn) each worker counts alone
@@ -333,9 +333,9 @@ def wsgi_app() -> falcon.App:
 def main(settings: Settings) -> None:
     """Exec gunicorn so that supervisord manages the gunicorn master directly."""
     import sys
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.http_host}:{settings.http_port}",
-            "--workers", str(settings.api_workers), "--worker-class", "sync",
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.general.http_host}:{settings.general.http_port}",
+            "--workers", str(settings.general.api_workers), "--worker-class", "sync",
             "--graceful-timeout", "5", "--timeout", "30", "--log-level", "warning",
-            "--worker-tmp-dir", settings.shm_dir, "-c", "python:actors.obs.gunicorn_conf",
+            "--worker-tmp-dir", settings.ipc.shm_dir, "-c", "python:actors.obs.gunicorn_conf",
             "actors.api:wsgi_app()"]
     os.execv(sys.executable, args)

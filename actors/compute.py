@@ -92,10 +92,10 @@ class VenueState:
     def __init__(self, s: Settings, venue: str, anchor_ns: int | None, from_oldest: bool = False):
         self.venue = venue
         rings = names.VENUE_RINGS[venue]
-        mk = lambda kind: RingReader(s.shm_dir, rings[kind].name(s.shm_prefix, s.symbol),
+        mk = lambda kind: RingReader(s.ipc.shm_dir, rings[kind].name(s.ipc.shm_prefix, s.general.symbol),
                                      DTYPES[kind], from_oldest=from_oldest)
         self.trades_r, self.quotes_r, self.depth_r = mk("trade"), mk("quote"), mk("depth")
-        grace = s.bar_late_grace_ms * 1_000_000
+        grace = s.features.bar_late_grace_ms * 1_000_000
         self.bars = {tf: BarBuilder(tf, venue, grace_ns=grace) for tf in names.BAR_TFS}
         self.closed = {tf: deque(maxlen=KEEP_CLOSED_BARS) for tf in names.BAR_TFS}
         self.rvol = {tf: Rvol.from_settings(s, tf, venue=venue) for tf in names.BAR_TFS}
@@ -192,40 +192,40 @@ class Compute:
                  ctx: zmq.Context | None = None, plan: ComputePlan | None = None):
         self.s = s
         self.plan = plan = plan or ComputePlan.default()
-        self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
-        self.registry = registry or Registry(s.shm_dir, s.shm_prefix)
+        self.pub = pub or Publisher(s.ipc.zmq_xsub_url, sndhwm=s.ipc.zmq_sndhwm)
+        self.registry = registry or Registry(s.ipc.shm_dir, s.ipc.shm_prefix)
         # the first compute of a system takes the rings from their first record (the feeds may
         # have written before it came up: a replay's first trades, a live start's first second);
         # a restarted one goes on from now, its bars up to the crash were published already
         first_start = "compute" not in self.registry.read_all()
         self.hb = Heartbeat(self.registry, "compute")
-        self.anchor_block = StateBlock(s.shm_dir, s.shm_prefix, names.ANCHOR_BLOCK, size=ANCHOR_BLOCK_BYTES,
+        self.anchor_block = StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.ANCHOR_BLOCK, size=ANCHOR_BLOCK_BYTES,
                                        writer=True)
         anchor = (self.anchor_block.read() or {}).get("anchor_ns")
         self.venues = {v: VenueState(s, v, anchor, first_start) for v in plan.trade_venues}
         self.primary = self.venues[plan.primary]
         self.others = tuple(vs for v, vs in self.venues.items() if v != plan.primary)
-        mk = lambda venue, kind: RingReader(s.shm_dir, names.venue_ring(venue, kind).name(s.shm_prefix, s.symbol),
+        mk = lambda venue, kind: RingReader(s.ipc.shm_dir, names.venue_ring(venue, kind).name(s.ipc.shm_prefix, s.general.symbol),
                                             DTYPES[kind], from_oldest=first_start)
         self.mark_r, self.liq_r = mk(plan.mark_source, "mark"), mk(plan.mark_source, "liquidation")
-        self.kline_r = {tf: RingReader(s.shm_dir, names.context_kline_ring(tf).name(s.shm_prefix, s.symbol),
-                                       KLINE, from_oldest=True) for tf in s.context_tfs}
+        self.kline_r = {tf: RingReader(s.ipc.shm_dir, names.context_kline_ring(tf).name(s.ipc.shm_prefix, s.general.symbol),
+                                       KLINE, from_oldest=True) for tf in s.context.context_tfs}
         self.basis = Basis.from_settings(s)
         perp_leg, spot_leg = plan.basis_legs
         self.basis_update = {perp_leg: self.basis.update_futures, spot_leg: self.basis.update_spot}
         self.quality_params = QualityParams.from_settings(s)
         self.liqs = Liquidations.from_settings(s, clock.now_ns())
         self.bias = Bias.from_settings(s)
-        self.blocks = {name: StateBlock(s.shm_dir, s.shm_prefix, name, writer=True)
+        self.blocks = {name: StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, name, writer=True)
                        for name in names.COMPUTE_BLOCKS}
-        self.features_topic = features_topic(s.symbol).encode()
-        self.edge_topic = edge_topic(s.symbol).encode()
+        self.features_topic = features_topic(s.general.symbol).encode()
+        self.edge_topic = edge_topic(s.general.symbol).encode()
         self.edge = EdgeEngine(s)
         self.ctx = ctx or zmq.Context.instance()
         self.control = self.ctx.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
-        self.control.bind(s.zmq_control_url)
-        self.tick_ms = s.tick_ms
+        self.control.bind(s.ipc.zmq_control_url)
+        self.tick_ms = s.general.tick_ms
         self.ticks = self.overruns = self.bars_published = self.control_requests = 0
         self.last_duration_ns = self.max_duration_ns = self.last_jitter_ns = 0
         self._quality: dict | None = None
@@ -241,7 +241,7 @@ class Compute:
         for vs in self.venues.values():
             closed, quotes = vs.step(now_ns)
             for bar in closed:
-                self.pub.publish(bar_topic(bar["tf"], vs.venue, self.s.symbol), dict(bar))
+                self.pub.publish(bar_topic(bar["tf"], vs.venue, self.s.general.symbol), dict(bar))
                 self.bars_published += 1
             leg = self.basis_update.get(vs.venue)
             if leg is not None:
@@ -253,7 +253,7 @@ class Compute:
         active = {v: vs for v, vs in self.venues.items() if vs.active()}
         quality = self._quality_doc(now_ns)
         feats: FeaturesDoc = {
-            "symbol": self.s.symbol, "ts_ns": now_ns, "tick": self.ticks,
+            "symbol": self.s.general.symbol, "ts_ns": now_ns, "tick": self.ticks,
             "venues": {v: vs.features(now_ns) for v, vs in active.items()},
             "basis": self.basis.snapshot(now_ns), "liquidations": self.liqs.snapshot(now_ns),
             "bias": self.bias.snapshot(now_ns),
@@ -261,7 +261,7 @@ class Compute:
             "quality": {"mode": quality["mode"], "reasons": quality["reasons"]}}
         self.blocks[names.FEATURES_BLOCK].write(feats)
         self.pub.publish(self.features_topic, feats)
-        bars: BarsDoc = {"symbol": self.s.symbol, "ts_ns": now_ns, "venues": {
+        bars: BarsDoc = {"symbol": self.s.general.symbol, "ts_ns": now_ns, "venues": {
             v: {tf: {"current": vs.bars[tf].snapshot(), "closed": list(vs.closed[tf])}
                 for tf in names.BAR_TFS} for v, vs in active.items()}}
         self.blocks[names.BARS_BLOCK].write(bars)
@@ -280,7 +280,7 @@ class Compute:
     def _actor_health(self) -> dict:
         """Every actor's heartbeat, in short, for the `state` topic (wall clock: liveness)."""
         wall = time.time_ns()
-        alive_ns = self.s.health_alive_sec * 1e9
+        alive_ns = self.s.ipc.health_alive_sec * 1e9
         out = {}
         for name, hb in self.registry.read_all().items():
             age = wall - hb["alive_ns"]

@@ -184,22 +184,22 @@ class Context:
                  clock_ns=time.time_ns):
         self.s = s
         self.clock_ns = clock_ns
-        self.limit = s.context_bootstrap_limit
-        self.grace_ms = int(s.context_stream_grace_sec * 1000)
-        self.pub = pub or Publisher(s.zmq_xsub_url, sndhwm=s.zmq_sndhwm)
-        self.topic = context_topic(s.symbol).encode()
-        self.hb = Heartbeat(registry or Registry(s.shm_dir, s.shm_prefix), "context")
-        self.block = StateBlock(s.shm_dir, s.shm_prefix, names.CONTEXT_BLOCK, writer=True)
+        self.limit = s.context.context_bootstrap_limit
+        self.grace_ms = int(s.context.context_stream_grace_sec * 1000)
+        self.pub = pub or Publisher(s.ipc.zmq_xsub_url, sndhwm=s.ipc.zmq_sndhwm)
+        self.topic = context_topic(s.general.symbol).encode()
+        self.hb = Heartbeat(registry or Registry(s.ipc.shm_dir, s.ipc.shm_prefix), "context")
+        self.block = StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.CONTEXT_BLOCK, writer=True)
         cap = ring_capacity(self.limit)
         self.tfs: dict[str, TfState] = {}
-        for tf in s.context_tfs:
-            name = context_ring(s.shm_prefix, s.symbol, tf)
-            st = TfState(tf, names.tf_sec(tf) * 1000, RingWriter(s.shm_dir, name, KLINE, cap))
-            st.last = _newest_kline(s.shm_dir, name)
+        for tf in s.context.context_tfs:
+            name = context_ring(s.ipc.shm_prefix, s.general.symbol, tf)
+            st = TfState(tf, names.tf_sec(tf) * 1000, RingWriter(s.ipc.shm_dir, name, KLINE, cap))
+            st.last = _newest_kline(s.ipc.shm_dir, name)
             self.tfs[tf] = st
         self.by_tf_sec = {st.tf_ms // 1000: st for st in self.tfs.values()}
         # made now: every stream record from here on is seen (bootstrap may take a while)
-        self.stream = RingReader(s.shm_dir, stream_ring(s.shm_prefix, s.symbol), KLINE)
+        self.stream = RingReader(s.ipc.shm_dir, stream_ring(s.ipc.shm_prefix, s.general.symbol), KLINE)
         self.stream_read = 0
         self.stream_gap_markers = 0
         self.stream_other_tf = 0
@@ -247,7 +247,7 @@ class Context:
             limit = page_limit(cursor, now if end_ms is None else min(end_ms, now), st.tf_ms, cap)
             if limit == 0:
                 break
-            recs = await self.client.klines(self.s.symbol, st.tf, limit, cursor, end_ms, now)
+            recs = await self.client.klines(self.s.general.symbol, st.tf, limit, cursor, end_ms, now)
             for rec in recs:
                 if rec["closed"]:
                     n += self._append(st, rec, "rest")
@@ -284,7 +284,7 @@ class Context:
                     log.error("%s %s failed (attempt %d): %s", st.tf, what, attempt + 1, exc)
                 st.error = msg
                 self._write_state()
-                delay = min(self.s.context_rest_backoff_max_sec, 0.5 * 2 ** attempt)
+                delay = min(self.s.context.context_rest_backoff_max_sec, 0.5 * 2 ** attempt)
                 attempt += 1
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 continue
@@ -319,7 +319,7 @@ class Context:
                     st.recheck_at = 0.0
                 else:       # REST has nothing newer yet: ask again later, backing off
                     st.recheck_at = time.monotonic() + min(
-                        self.s.context_rest_backoff_max_sec,
+                        self.s.context.context_rest_backoff_max_sec,
                         self.grace_ms / 1e3 * 2 ** st.recheck_attempt)
                     st.recheck_attempt += 1
             self._write_state()
@@ -400,7 +400,7 @@ class Context:
 
     def state_doc(self) -> dict:
         now = clock.now_ns()
-        return {"symbol": self.s.symbol, "venue": VENUE, "ts_ns": now, "pid": self.hb.pid,
+        return {"symbol": self.s.general.symbol, "venue": VENUE, "ts_ns": now, "pid": self.hb.pid,
                 "start_ns": self.hb.start_ns,
                 "tfs": {tf: st.doc(now) for tf, st in self.tfs.items()},
                 "rest": self.client.counters() if self.client is not None else None,
@@ -417,11 +417,11 @@ class Context:
     def _make_client(self) -> BinanceRestClient:
         s = self.s
         client = BinanceRestClient(
-            s.futures_rest, VENUE, timeout_sec=s.context_rest_timeout_sec,
-            retries=s.context_rest_retries, backoff_max_sec=s.context_rest_backoff_max_sec,
-            weight_limit=s.context_weight_limit_futures, throttle_frac=s.context_weight_throttle_frac,
-            ban_default_sec=s.context_ban_default_sec)
-        client.tap = FrameTap.from_settings(s, s.symbol, "context")   # REST answers, for replay
+            s.venues.futures_rest, VENUE, timeout_sec=s.context.context_rest_timeout_sec,
+            retries=s.context.context_rest_retries, backoff_max_sec=s.context.context_rest_backoff_max_sec,
+            weight_limit=s.context.context_weight_limit_futures, throttle_frac=s.context.context_weight_throttle_frac,
+            ban_default_sec=s.context.context_ban_default_sec)
+        client.tap = FrameTap.from_settings(s, s.general.symbol, "context")   # REST answers, for replay
         return client
 
     async def run(self) -> None:
@@ -432,8 +432,8 @@ class Context:
         self.client = self._make_client()
         for st in self.tfs.values():
             st.queue = asyncio.Queue()
-        log.info("context: %s %s tfs=%s limit=%d rest=%s", VENUE, self.s.symbol,
-                 ",".join(self.tfs), self.limit, self.s.futures_rest)
+        log.info("context: %s %s tfs=%s limit=%d rest=%s", VENUE, self.s.general.symbol,
+                 ",".join(self.tfs), self.limit, self.s.venues.futures_rest)
         tasks = [asyncio.create_task(self._tf_loop(st), name=f"tf-{st.tf}") for st in self.tfs.values()]
         tasks += [asyncio.create_task(self._stream_loop(), name="stream"),
                   asyncio.create_task(self._heartbeat(), name="heartbeat"),

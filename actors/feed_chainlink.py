@@ -25,15 +25,15 @@ log = logging.getLogger("feed_chainlink")
 
 
 async def _track(settings: Settings, feed: Feed) -> None:
-    reader = RingReader(settings.shm_dir, names.CHAINLINK_RING.name(settings.shm_prefix, settings.symbol),
+    reader = RingReader(settings.ipc.shm_dir, names.CHAINLINK_RING.name(settings.ipc.shm_prefix, settings.general.symbol),
                         CHAINLINK, from_oldest=True)
-    block = StateBlock(settings.shm_dir, settings.shm_prefix, names.CHAINLINK_BLOCK, writer=True)
-    ptb = PriceToBeat(settings.polymarket_window_sec)
+    block = StateBlock(settings.ipc.shm_dir, settings.ipc.shm_prefix, names.CHAINLINK_BLOCK, writer=True)
+    ptb = PriceToBeat(settings.venues.polymarket_window_sec)
     while True:
         recs = reader.read()
         if len(recs):
             ptb.update(recs)
-            block.write(ptb.doc(settings.polymarket_window_sec))
+            block.write(ptb.doc(settings.venues.polymarket_window_sec))
         await asyncio.sleep(0.2)
 
 

@@ -65,16 +65,16 @@ class PolyFeed:
 
     def __init__(self, s: Settings, pub: Publisher | None = None, registry: Registry | None = None):
         self.s = s
-        self.series = s.polymarket_window              # gamma.SERIES key: names the slug prefix
-        self.session = Session(s.polymarket_window_sec, s.topn, s.polymarket_stale_threshold_sec,
+        self.series = s.venues.polymarket_window              # gamma.SERIES key: names the slug prefix
+        self.session = Session(s.venues.polymarket_window_sec, s.venues.topn, s.decisions.stale_threshold_sec,
                                self._write)
         self.lookup_errors: dict[int, str] = {}
         self.c = dict.fromkeys(("reconcile_errors", "gamma_lookups", "gamma_errors", "rest_responses"), 0)
         self._log_once = LogOnce(log)
         self.feed = Feed(s, self, "feed_poly", publisher=pub, registry=registry)
         self.pub = self.feed.pub
-        self.state = StateBlock(s.shm_dir, s.shm_prefix, names.POLYMARKET_BLOCK, writer=True)
-        self.chainlink = StateBlock(s.shm_dir, s.shm_prefix, names.CHAINLINK_BLOCK)
+        self.state = StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.POLYMARKET_BLOCK, writer=True)
+        self.chainlink = StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.CHAINLINK_BLOCK)
         self.tap = self.feed.on_frame
         hooks = {"response": [self._tap_response]} if self.tap is not None else {}
         self.http = httpx.AsyncClient(timeout=10.0, event_hooks=hooks)
@@ -82,14 +82,14 @@ class PolyFeed:
     # --- the Venue protocol (actors.feed.shell) ----------------------------------------------
     def plan(self, s: Settings) -> list[ConnPlan]:
         # "market": the recorder's connection name, which replay routes to /ws/market
-        return [ConnPlan("market", s.polymarket_clob_ws, tuple(STREAMS), stale_sec=SILENCE_SEC)]
+        return [ConnPlan("market", s.venues.polymarket_clob_ws, tuple(STREAMS), stale_sec=SILENCE_SEC)]
 
     def stream_kind(self, stream: str) -> str | None:
         ring = STREAMS.get(stream)
         return ring.kind if ring else None
 
     def max_silence_sec(self, stream: str, s: Settings) -> float | None:
-        return s.polymarket_stale_threshold_sec if stream == "book" else None
+        return s.decisions.stale_threshold_sec if stream == "book" else None
 
     def parse_frame(self, frame: bytes, ts_recv_ns: int) -> Decoded:
         """Decode (FrameError if malformed) and apply; the session writes the records."""
@@ -142,18 +142,18 @@ class PolyFeed:
         await r.aread()
         self.c["rest_responses"] += 1
         url = str(r.request.url)
-        for service, base in (("gamma", self.s.polymarket_gamma_url), ("clob", self.s.polymarket_clob_url)):
+        for service, base in (("gamma", self.s.venues.polymarket_gamma_url), ("clob", self.s.venues.polymarket_clob_url)):
             if url.startswith(base):
                 self.tap("rest", service, r.content, clock.now_ns(), f"{service} {r.status_code} {url[len(base):]}")
                 return
 
     async def resolve(self, start_s: int) -> gamma.WindowInfo | None:
-        url = self.s.polymarket_gamma_url + gamma.markets_path(gamma.slug(self.series, start_s))
+        url = self.s.venues.polymarket_gamma_url + gamma.markets_path(gamma.slug(self.series, start_s))
         self.c["gamma_lookups"] += 1
         try:
             r = await self.http.get(url)
             r.raise_for_status()
-            info = gamma.parse_market(r.content, self.s.poly_up_is_yes, gamma.slug(self.series, start_s))
+            info = gamma.parse_market(r.content, self.s.venues.poly_up_is_yes, gamma.slug(self.series, start_s))
         except (httpx.HTTPError, gamma.GammaError) as exc:
             self.c["gamma_errors"] += 1
             self.lookup_errors[start_s] = f"{type(exc).__name__}: {exc}"
@@ -204,7 +204,7 @@ class PolyFeed:
     # --- reconciliation, state ------------------------------------------------------------------
     async def reconciler(self) -> None:
         while True:
-            await asyncio.sleep(self.s.polymarket_reconcile_sec)
+            await asyncio.sleep(self.s.venues.polymarket_reconcile_sec)
             cur = self.session.current
             if cur is None:
                 continue
@@ -213,7 +213,7 @@ class PolyFeed:
                 if b is None or not b.has_snapshot:
                     continue
                 try:
-                    r = await self.http.get(f"{self.s.polymarket_clob_url}/book", params={"token_id": asset})
+                    r = await self.http.get(f"{self.s.venues.polymarket_clob_url}/book", params={"token_id": asset})
                     r.raise_for_status()
                     snap = polymarket.parse_rest_book(r.content, clock.now_ns())
                 except (httpx.HTTPError, ValueError) as exc:

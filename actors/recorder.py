@@ -38,7 +38,7 @@ class VenueRecorder:
 
     def __init__(self, s: Settings, ring_path: Path, venue: str):
         self.s, self.venue, self.ring_path = s, venue, ring_path
-        self.dir = Path(s.record_dir) / venue
+        self.dir = Path(s.record.record_dir) / venue
         self.dir.mkdir(parents=True, exist_ok=True)
         self.pending: dict[Path, list[bytes]] = {}
         self.n_pending = 0
@@ -57,7 +57,7 @@ class VenueRecorder:
             for rel, size in ck["files"].items():
                 self._cut(self.dir / rel, size)
                 self.sizes[rel] = size
-            for f in recording.venue_files(Path(self.s.record_dir), self.venue):
+            for f in recording.venue_files(Path(self.s.record.record_dir), self.venue):
                 rel = str(f.relative_to(self.dir))
                 if rel not in self.sizes:      # created after the last checkpoint
                     f.unlink()
@@ -89,7 +89,7 @@ class VenueRecorder:
         run = self.reader.ring_id
         for f in frames:
             path = self.dir / recording.safe_stream(f.stream) / recording.period_name(
-                f.ts_recv_ns, self.s.record_rotate_sec)
+                f.ts_recv_ns, self.s.record.record_rotate_sec)
             lines = self.pending.get(path)
             if lines is None:
                 lines = self.pending[path] = []
@@ -97,8 +97,8 @@ class VenueRecorder:
         if frames and not self.n_pending:
             self.first_pending = now
         self.n_pending += len(frames)
-        if self.n_pending and (self.n_pending >= self.s.record_buffer_size
-                               or now - self.first_pending >= self.s.record_flush_sec
+        if self.n_pending and (self.n_pending >= self.s.record.buffer_frames
+                               or now - self.first_pending >= self.s.record.record_flush_sec
                                or self.error is not None):
             self.flush(now)
         elif not self.n_pending and self.reader.lost != self.lost_at_ck:
@@ -171,23 +171,23 @@ class VenueRecorder:
 class Recorder:
     def __init__(self, s: Settings):
         self.s = s
-        self.registry = Registry(s.shm_dir, s.shm_prefix)
+        self.registry = Registry(s.ipc.shm_dir, s.ipc.shm_prefix)
         self.hb = Heartbeat(self.registry, "recorder")
         self.venues: dict[Path, VenueRecorder] = {}
         self.scan_error: str | None = None
         self._stop = False
 
     def scan(self) -> None:
-        for path in sorted(Path(self.s.shm_dir).glob(f"{self.s.shm_prefix}.*.frames")):
+        for path in sorted(Path(self.s.ipc.shm_dir).glob(f"{self.s.ipc.shm_prefix}.*.frames")):
             if path in self.venues:
                 continue
-            venue = path.name[len(self.s.shm_prefix) + 1:].rsplit(".", 2)[1]
+            venue = path.name[len(self.s.ipc.shm_prefix) + 1:].rsplit(".", 2)[1]
             try:
                 self.venues[path] = VenueRecorder(self.s, path, venue)
                 self.scan_error = None
                 log.info("recording %s from %s into %s", venue, path.name, self.venues[path].dir)
             except OSError as exc:
-                msg = f"cannot record {venue} into {self.s.record_dir}: {exc.strerror or exc}"
+                msg = f"cannot record {venue} into {self.s.record.record_dir}: {exc.strerror or exc}"
                 if msg != self.scan_error:
                     log.error("%s", msg)
                 self.scan_error = msg

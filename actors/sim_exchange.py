@@ -10,13 +10,13 @@ from ipc.state import Heartbeat, Registry
 
 
 def main(settings: Settings) -> None:
-    if settings.replay_dir:                 # serve a recording instead of generating a market
+    if settings.replay.replay_dir:                 # serve a recording instead of generating a market
         from actors.sim import replay
         return replay.main(settings)
     import uvloop
 
     from actors.sim.server import serve
-    hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "sim")
+    hb = Heartbeat(Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix), "sim")
 
     async def _run() -> None:
         stop = asyncio.Event()

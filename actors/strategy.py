@@ -154,22 +154,22 @@ class Strategy:
 
 
 def settled_path(s: Settings) -> Path:
-    return Path(s.decision_log_dir).resolve().parent / "strategy" / "settled.jsonl"
+    return Path(s.decisions.decision_log_dir).resolve().parent / "strategy" / "settled.jsonl"
 
 
 def main(settings: Settings) -> None:
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
-    chainlink_topic = names.CHAINLINK_RING.topic(settings.symbol)
-    sub = Subscriber(settings.zmq_pub_url, (edge_topic(settings.symbol), MARKET_TOPIC, chainlink_topic))
-    hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "strategy")
-    strat = Strategy(settings.slice_usd)
+    chainlink_topic = names.CHAINLINK_RING.topic(settings.general.symbol)
+    sub = Subscriber(settings.ipc.zmq_pub_url, (edge_topic(settings.general.symbol), MARKET_TOPIC, chainlink_topic))
+    hb = Heartbeat(Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix), "strategy")
+    strat = Strategy(settings.decisions.slice_usd)
     path = settled_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = open(path, "ab")
     last_beat = 0.0
-    log.info("strategy up: slice %s USD, settled windows to %s", settings.slice_usd, path)
+    log.info("strategy up: slice %s USD, settled windows to %s", settings.decisions.slice_usd, path)
     try:
         while not stop:
             ev = sub.recv(200)

@@ -29,11 +29,11 @@ def configure(origin_ns: int = 0, wall0_ns: int = 0, speed: float = 1.0) -> None
 
 
 def configure_from(settings) -> None:
-    if settings.clock_offset_ms and not settings.replay_origin_ns:
+    if settings.replay.clock_offset_ms and not settings.replay.replay_origin_ns:
         wall = time.time_ns()                # a skewed local clock (fault drills): data time = wall + offset
-        configure(wall + int(settings.clock_offset_ms * 1e6), wall, 1.0)
+        configure(wall + int(settings.replay.clock_offset_ms * 1e6), wall, 1.0)
         return
-    configure(settings.replay_origin_ns, settings.replay_wall0_ns, settings.replay_speed)
+    configure(settings.replay.replay_origin_ns, settings.replay.replay_wall0_ns, settings.replay.replay_speed)
 
 
 def now_ns() -> int:

@@ -242,6 +242,6 @@ class FrameTap:
 
     @classmethod
     def from_settings(cls, s, symbol: str, venue: str) -> "FrameTap | None":
-        if not s.record_enabled:
+        if not s.record.record_enabled:
             return None
-        return cls(s.shm_dir, s.shm_prefix, symbol, venue, s.record_ring_bytes)
+        return cls(s.ipc.shm_dir, s.ipc.shm_prefix, symbol, venue, s.record.record_ring_bytes)

@@ -97,27 +97,27 @@ class IndicatorEngine:
                  client: TaapiClient | None = None):
         self.s = s
         self.pub, self.topic, self.clock_ns = pub, topic, clock_ns
-        self.mode = "taapi" if (s.taapi_enabled and s.taapi_secret) else "local"
-        self.block = StateBlock(s.shm_dir, s.shm_prefix, names.INDICATORS_BLOCK, size=BLOCK_BYTES,
+        self.mode = "taapi" if (s.context.taapi_enabled and s.context.taapi_secret) else "local"
+        self.block = StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.INDICATORS_BLOCK, size=BLOCK_BYTES,
                                 writer=True)
-        self.tfs: dict[str, _Tf] = {tf: _Tf(tf, self.mode) for tf in s.taapi_tfs}
+        self.tfs: dict[str, _Tf] = {tf: _Tf(tf, self.mode) for tf in s.context.taapi_tfs}
         self.client = client
         self.errors = 0                        # failed computations / unexpected failures
         self._logged: dict[str, int] = {}
         self._dirty: asyncio.Event | None = None
         if self.mode == "local":
             for st in self.tfs.values():
-                if st.tf in s.context_tfs:
-                    st.reader = RingReader(s.shm_dir, names.context_kline_ring(st.tf).name(s.shm_prefix, s.symbol),
+                if st.tf in s.context.context_tfs:
+                    st.reader = RingReader(s.ipc.shm_dir, names.context_kline_ring(st.tf).name(s.ipc.shm_prefix, s.general.symbol),
                                            KLINE, from_oldest=True)
                 else:
                     st.error = f"{st.tf} is not in CONTEXT_TFS: no klines to compute from"
         elif self.client is None:
-            self.client = TaapiClient(s.taapi_url, s.taapi_secret, s.taapi_exchange, s.symbol,
-                                      rate_per_sec=s.taapi_rate_per_sec,
-                                      timeout_sec=s.context_rest_timeout_sec,
-                                      backoff_max_sec=s.context_rest_backoff_max_sec)
-        if s.taapi_enabled and not s.taapi_secret:
+            self.client = TaapiClient(s.venues.taapi_url, s.context.taapi_secret, s.context.taapi_exchange, s.general.symbol,
+                                      rate_per_sec=s.context.taapi_rate_per_sec,
+                                      timeout_sec=s.context.context_rest_timeout_sec,
+                                      backoff_max_sec=s.context.context_rest_backoff_max_sec)
+        if s.context.taapi_enabled and not s.context.taapi_secret:
             log.warning("TAAPI_ENABLED without TAAPI_SECRET: indicators are computed locally")
 
     # --- called by the actor -----------------------------------------------------------------
@@ -129,7 +129,7 @@ class IndicatorEngine:
     async def run(self) -> None:
         self._dirty = asyncio.Event()
         log.info("indicators: mode %s, tfs %s%s", self.mode, ",".join(self.tfs),
-                 f", {self.s.taapi_url} at {self.s.taapi_rate_per_sec}/s" if self.mode == "taapi" else "")
+                 f", {self.s.venues.taapi_url} at {self.s.context.taapi_rate_per_sec}/s" if self.mode == "taapi" else "")
         main = self._taapi_loop() if self.mode == "taapi" else self._local_loop()
         await asyncio.gather(main, self._writer())
 
@@ -154,7 +154,7 @@ class IndicatorEngine:
 
     def state_doc(self) -> dict:
         now = data_clock.now_ns()
-        return {"symbol": self.s.symbol, "mode": self.mode, "ts_ns": now,
+        return {"symbol": self.s.general.symbol, "mode": self.mode, "ts_ns": now,
                 "params": ind.PARAMS, "window": ind.WINDOW,
                 "tfs": {tf: st.doc(now) for tf, st in self.tfs.items()},
                 "taapi": self.client.counters() if self.client is not None else None,

@@ -78,8 +78,8 @@ class Accumulator:
 
     @classmethod
     def from_settings(cls, s, store) -> "Accumulator":
-        return cls(slice_usd=s.slice_usd, max_slices=s.max_slices_per_window,
-                   max_usd=s.max_usd_per_window, cooldown_sec=s.cooldown_sec, store=store)
+        return cls(slice_usd=s.decisions.slice_usd, max_slices=s.decisions.max_slices_per_window,
+                   max_usd=s.decisions.max_usd_per_window, cooldown_sec=s.decisions.cooldown_sec, store=store)
 
     def _persist(self) -> None:
         self.store.write(self.state)

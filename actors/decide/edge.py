@@ -48,10 +48,10 @@ class EdgeParams:
 
     @classmethod
     def from_settings(cls, s) -> "EdgeParams":
-        return cls(slice_usd=s.slice_usd, edge_buffer_bps=s.edge_buffer_bps,
-                   stale_threshold_sec=s.polymarket_stale_threshold_sec,
-                   max_spread_bps=s.polymarket_max_spread_bps, min_depth_usd=s.polymarket_min_depth,
-                   depth_levels=s.polymarket_depth_levels, min_time_left_sec=s.edge_min_time_left_sec)
+        return cls(slice_usd=s.decisions.slice_usd, edge_buffer_bps=s.decisions.edge_buffer_bps,
+                   stale_threshold_sec=s.decisions.stale_threshold_sec,
+                   max_spread_bps=s.decisions.max_spread_bps, min_depth_usd=s.decisions.min_depth_usd,
+                   depth_levels=s.decisions.depth_levels, min_time_left_sec=s.decisions.edge_min_time_left_sec)
 
 
 def fee_per_share(rate: float, price: float, exponent: float = 1.0) -> float:

@@ -38,18 +38,18 @@ NO_WINDOW = {"action": "HOLD", "reason": "no_window"}
 class EdgeEngine:
     def __init__(self, s: Settings):
         self.s = s
-        self.poly = StateBlock(s.shm_dir, s.shm_prefix, names.POLYMARKET_BLOCK)
-        self.chainlink_r = RingReader(s.shm_dir, names.CHAINLINK_RING.name(s.shm_prefix, s.symbol),
+        self.poly = StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.POLYMARKET_BLOCK)
+        self.chainlink_r = RingReader(s.ipc.shm_dir, names.CHAINLINK_RING.name(s.ipc.shm_prefix, s.general.symbol),
                                       CHAINLINK, from_oldest=True)
         self._ts: deque[int] = deque(maxlen=PRICE_HISTORY)
         self._px: deque[float] = deque(maxlen=PRICE_HISTORY)
         self.fair = FairValue.from_settings(s, binance_at=self.binance_at)
-        self.smooth = PriceSmoother(halflife_sec=s.fair_smooth_halflife_sec)
+        self.smooth = PriceSmoother(halflife_sec=s.decisions.fair_smooth_halflife_sec)
         self.spikes = {side: SpikeDetector.from_settings(s) for side in names.POLY_TOKENS}
         self.params = EdgeParams.from_settings(s)
         self.acc = Accumulator.from_settings(s, store=StateBlock(
-            s.shm_dir, s.shm_prefix, names.ACCUMULATE_BLOCK, size=ACCUMULATE_BLOCK_BYTES, writer=True))
-        self.log = DecisionLog(dir=s.decision_log_dir)
+            s.ipc.shm_dir, s.ipc.shm_prefix, names.ACCUMULATE_BLOCK, size=ACCUMULATE_BLOCK_BYTES, writer=True))
+        self.log = DecisionLog(dir=s.decisions.decision_log_dir)
         self._window_start: int | None = None
         self._last_key = None
         self.slices = 0
@@ -85,7 +85,7 @@ class EdgeEngine:
         fair = self.fair.snapshot(now_ns, window, price_to_beat=(wdoc or {}).get("price_to_beat"),
                                   binance_price_fast=micro, binance_price_smooth=smooth,
                                   sigma_fast=vol.get("sigma_fast"), sigma_blend=vol.get("sigma_blend"),
-                                  bias_score=bias_score, drift_k=self.s.fair_drift_k)
+                                  bias_score=bias_score, drift_k=self.s.decisions.fair_drift_k)
         books = {}
         for side in names.POLY_TOKENS:
             b = (poly.get("books") or {}).get(side) or {}
@@ -97,7 +97,7 @@ class EdgeEngine:
         decision = evaluate(now_ns, window, fair_up, books, quality_mode, self.params)
         action = self.acc.consider(now_ns, window.start_ns, decision) if window is not None \
             else dict(NO_WINDOW)
-        doc = {"symbol": self.s.symbol, "ts_ns": now_ns, "window": wdoc and wdoc["slug"], "fair": fair,
+        doc = {"symbol": self.s.general.symbol, "ts_ns": now_ns, "window": wdoc and wdoc["slug"], "fair": fair,
                "edge": decision, "accumulate": action,
                "spikes": {side: d.snapshot(now_ns) for side, d in self.spikes.items()}}
         key = (decision["decision"], tuple(v["code"] for v in decision["vetoes"]))

@@ -297,8 +297,8 @@ class FairValue:
 
     @classmethod
     def from_settings(cls, s, binance_at: Callable[[int], float | None] | None = None) -> "FairValue":
-        return cls(basis_halflife_sec=s.fair_basis_halflife_sec, basis_shrink=BASIS_SHRINK,
-                   binance_at=binance_at, chainlink_max_age_sec=s.fair_chainlink_max_age_sec)
+        return cls(basis_halflife_sec=s.decisions.fair_basis_halflife_sec, basis_shrink=BASIS_SHRINK,
+                   binance_at=binance_at, chainlink_max_age_sec=s.decisions.fair_chainlink_max_age_sec)
 
     def on_chainlink(self, ts_ns: int, price: float, binance_price: float | None = None) -> None:
         self.settle.on_chainlink(ts_ns, price, binance_price)

@@ -50,8 +50,8 @@ class SpikeDetector:
 
     @classmethod
     def from_settings(cls, s) -> "SpikeDetector":
-        return cls(window_sec=s.spike_window_sec, z_threshold=s.spike_z_threshold,
-                   min_samples=s.spike_min_samples, min_std=s.spike_min_std)
+        return cls(window_sec=s.decisions.spike_window_sec, z_threshold=s.decisions.spike_z_threshold,
+                   min_samples=s.decisions.spike_min_samples, min_std=s.decisions.spike_min_std)
 
     def reset(self) -> None:
         self.buf: deque[tuple[int, float]] = deque()

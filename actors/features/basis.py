@@ -40,7 +40,7 @@ class Basis:
 
     @classmethod
     def from_settings(cls, s) -> "Basis":
-        return cls(max_age_ms=s.basis_max_age_ms, mark_max_age_ms=s.mark_max_age_ms)
+        return cls(max_age_ms=s.features.basis_max_age_ms, mark_max_age_ms=s.features.mark_max_age_ms)
 
     def update_futures(self, quotes: np.ndarray) -> None:
         if len(quotes):

@@ -127,7 +127,7 @@ class Bias:
 
     @classmethod
     def from_settings(cls, s) -> "Bias":
-        return cls(weights=s.bias_weights, n=s.bias_ema_n, k=s.bias_k)
+        return cls(weights=s.features.bias_weights, n=s.features.bias_ema_n, k=s.features.bias_k)
 
     def update(self, klines: np.ndarray) -> None:
         """Apply KLINE records (any mix of timeframes), oldest first within each timeframe."""

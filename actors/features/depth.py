@@ -54,7 +54,7 @@ class BookImbalance:
 
     @classmethod
     def from_settings(cls, s) -> "BookImbalance":
-        return cls(n=s.topn)
+        return cls(n=s.venues.topn)
 
     def update(self, recs: np.ndarray) -> None:
         if len(recs) == 0:

@@ -42,7 +42,7 @@ class Impulse:
 
     @classmethod
     def from_settings(cls, s) -> "Impulse":
-        return cls(horizon_sec=s.impulse_horizon_sec, threshold=s.impulse_z_threshold)
+        return cls(horizon_sec=s.features.impulse_horizon_sec, threshold=s.features.impulse_z_threshold)
 
     def update(self, trades: np.ndarray) -> None:
         n = len(trades)

@@ -48,7 +48,7 @@ class Liquidations:
 
     @classmethod
     def from_settings(cls, s, start_ns: int | None = None) -> "Liquidations":
-        return cls(window_sec=s.liq_window_sec, large_usd=s.liq_large_usd, keep=s.liq_large_keep,
+        return cls(window_sec=s.features.liq_window_sec, large_usd=s.features.liq_large_usd, keep=s.features.liq_large_keep,
                    start_ns=start_ns)
 
     def update(self, recs: np.ndarray) -> None:

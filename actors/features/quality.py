@@ -58,8 +58,8 @@ class QualityParams:
 
     @classmethod
     def from_settings(cls, s) -> "QualityParams":
-        return cls(stale_ns=int(s.health_data_stale_sec * SEC_NS),
-                   max_skew_ns=int(s.quality_max_skew_ms * MS_NS))
+        return cls(stale_ns=int(s.ipc.health_data_stale_sec * SEC_NS),
+                   max_skew_ns=int(s.features.quality_max_skew_ms * MS_NS))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class Rvol:
 
     @classmethod
     def from_settings(cls, s, tf: str, venue: str | None = None) -> "Rvol":
-        return cls(tf, n=s.rvol_bars, venue=venue)
+        return cls(tf, n=s.features.rvol_bars, venue=venue)
 
     def update(self, bars: list[dict]) -> None:
         """Apply closed bars, oldest first."""

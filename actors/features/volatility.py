@@ -79,8 +79,8 @@ class Volatility:
 
     @classmethod
     def from_settings(cls, s) -> "Volatility":
-        return cls(halflife_fast_sec=s.vol_halflife_fast_sec, halflife_slow_sec=s.vol_halflife_slow_sec,
-                   blend_fast_weight=s.vol_blend_fast_weight, warmup=s.vol_warmup_samples)
+        return cls(halflife_fast_sec=s.features.vol_halflife_fast_sec, halflife_slow_sec=s.features.vol_halflife_slow_sec,
+                   blend_fast_weight=s.features.vol_blend_fast_weight, warmup=s.features.vol_warmup_samples)
 
     def reset(self) -> None:
         """Forget everything (prices, returns, EWMA state); warm-up starts again."""

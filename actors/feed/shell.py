@@ -119,8 +119,8 @@ class Feed:
     def __init__(self, settings: Settings, venue: Venue, actor: str,
                  publisher: Publisher | None = None, registry: Registry | None = None):
         self.s, self.venue, self.actor = settings, venue, actor
-        self.pub = publisher or Publisher(settings.zmq_xsub_url, sndhwm=settings.zmq_sndhwm)
-        self.registry = registry or Registry(settings.shm_dir, settings.shm_prefix)
+        self.pub = publisher or Publisher(settings.ipc.zmq_xsub_url, sndhwm=settings.ipc.zmq_sndhwm)
+        self.registry = registry or Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix)
         self.hb = Heartbeat(self.registry, actor)
         self.plans = venue.plan(settings)
         self.conns = [ConnState(p) for p in self.plans]
@@ -151,14 +151,14 @@ class Feed:
         self._stop = asyncio.Event()
         # the recorder's tap: every frame received, before anything else looks at it
         self.on_frame: Callable[[str, str, bytes, int], None] | None = FrameTap.from_settings(
-            settings, names.venue_symbol(venue.VENUE, settings.symbol), venue.VENUE)
+            settings, names.venue_symbol(venue.VENUE, settings.general.symbol), venue.VENUE)
 
     def _sink(self, kind: str) -> Sink:
         if kind not in self.sinks:
             spec = names.venue_ring(self.venue.VENUE, kind)
-            ring = RingWriter(self.s.shm_dir, spec.name(self.s.shm_prefix, self.s.symbol),
-                              DTYPES[kind], self.s.ring_capacity)
-            sink = self.sinks[kind] = Sink(kind, ring, spec.topic(self.s.symbol).encode(),
+            ring = RingWriter(self.s.ipc.shm_dir, spec.name(self.s.ipc.shm_prefix, self.s.general.symbol),
+                              DTYPES[kind], self.s.ipc.ring_capacity)
+            sink = self.sinks[kind] = Sink(kind, ring, spec.topic(self.s.general.symbol).encode(),
                                            getattr(self.venue, "tick", None))
             if not ring.created:
                 # a restarted feed: whatever happened while it was down is unknown
@@ -309,7 +309,7 @@ class Feed:
         conn.connected = False
 
     async def _backoff(self, attempt: int) -> None:
-        await self._sleep(min(self.s.feed_backoff_max_sec, 0.25 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0))
+        await self._sleep(min(self.s.venues.feed_backoff_max_sec, 0.25 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0))
 
     async def _sleep(self, sec: float) -> None:
         """Sleep, or less if the feed is stopping."""
@@ -347,9 +347,9 @@ class Feed:
 
     def _rotation_reason(self, conn: ConnState, link: _Link) -> tuple[str | None, list[str]]:
         now = clock.now_ns()
-        if self.rotate and now - link.opened_ns > self.s.feed_rotate_sec * 1e9:
+        if self.rotate and now - link.opened_ns > self.s.venues.feed_rotate_sec * 1e9:
             return "age", []
-        stale_sec = conn.plan.stale_sec or self.s.feed_stale_sec
+        stale_sec = conn.plan.stale_sec or self.s.venues.feed_stale_sec
         if now - max(link.last_frame_ns, link.opened_ns) > stale_sec * 1e9:
             return "no data", list(conn.plan.streams)
         if not self.rotate:
@@ -358,7 +358,7 @@ class Feed:
                  if (lim := self.silence_ns[s]) is not None and now - last > lim]
         if stale:
             return "stale " + ",".join(stale), stale
-        grace = max(self.s.feed_stale_sec * 1e9, 5e9)
+        grace = max(self.s.venues.feed_stale_sec * 1e9, 5e9)
         if now - link.opened_ns > grace:
             silent = [s for s in conn.plan.streams
                       if s not in link.seen and self.silence_ns[s] is not None]

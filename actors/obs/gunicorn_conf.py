@@ -48,7 +48,7 @@ log = logging.getLogger("api")
 
 def prometheus_dir(settings) -> Path:
     """`<SHM_DIR>/<SHM_PREFIX>.prometheus`: on tmpfs, and named per system like its segments."""
-    return Path(settings.shm_dir) / f"{settings.shm_prefix}.prometheus"
+    return Path(settings.ipc.shm_dir) / f"{settings.ipc.shm_prefix}.prometheus"
 
 
 def reset_prometheus_dir(path: Path) -> int:
@@ -92,11 +92,11 @@ def when_ready(server):
     from ipc.state import Heartbeat, Registry
 
     s = load_settings()
-    hb = Heartbeat(Registry(s.shm_dir, s.shm_prefix), "api")
+    hb = Heartbeat(Registry(s.ipc.shm_dir, s.ipc.shm_prefix), "api")
 
     def beat():
         while True:
-            hb.beat({"workers": len(server.WORKERS), "bind": f"{s.http_host}:{s.http_port}"})
+            hb.beat({"workers": len(server.WORKERS), "bind": f"{s.general.http_host}:{s.general.http_port}"})
             threading.Event().wait(0.5)
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()

@@ -255,11 +255,11 @@ class Market:
     @classmethod
     def from_settings(cls, settings, start_ns: int, **kw) -> "Market":
         inst = FUTURES_BTCUSDT
-        if settings.symbol != inst.symbol:
-            inst = Instrument(settings.symbol, inst.price_precision, inst.tick_units,
+        if settings.general.symbol != inst.symbol:
+            inst = Instrument(settings.general.symbol, inst.price_precision, inst.tick_units,
                               inst.qty_precision, inst.lot_units)
-        return cls(seed=settings.sim_seed, trade_rate=settings.sim_trade_rate,
-                   start_price=settings.sim_start_price, start_ns=start_ns, instrument=inst, **kw)
+        return cls(seed=settings.sim.seed, trade_rate=settings.sim.trade_rate_per_sec,
+                   start_price=settings.sim.start_price, start_ns=start_ns, instrument=inst, **kw)
 
     # --- public ------------------------------------------------------------------------------
     def advance(self, now_ns: int, max_events: int | None = None) -> list[AggTrade | BookTicker]:

@@ -188,14 +188,14 @@ def _json(status: int, body: bytes) -> Response:
 
 
 async def serve(settings, *, stop: asyncio.Event, heartbeat=None) -> None:
-    rec = Recording(Path(settings.replay_dir))
+    rec = Recording(Path(settings.replay.replay_dir))
     srv = ReplayServer(rec)
-    log.info("sim: replaying %s: %d frames, %.1f s of data at speed %g", settings.replay_dir,
+    log.info("sim: replaying %s: %d frames, %.1f s of data at speed %g", settings.replay.replay_dir,
              rec.frames, (rec.end_ns - rec.start_ns) / 1e9, clock.speed())
-    ports = {"futures": settings.sim_port, "spot": settings.sim_spot_port, "poly": settings.sim_poly_port}
+    ports = {"futures": settings.sim.port, "spot": settings.sim.spot_port, "poly": settings.sim.poly_port}
     servers = []
     for name, port in ports.items():
-        servers.append(await ws_serve(srv.handler(name), settings.sim_host, port,
+        servers.append(await ws_serve(srv.handler(name), settings.sim.host, port,
                                       process_request=srv.process_request(name), compression=None,
                                       max_size=None, ping_interval=20, ping_timeout=60))
     pumps = [asyncio.create_task(srv.pump(route, frames)) for route, frames in rec.ws.items()]
@@ -225,7 +225,7 @@ def main(settings) -> None:
     import uvloop
 
     from ipc.state import Heartbeat, Registry
-    hb = Heartbeat(Registry(settings.shm_dir, settings.shm_prefix), "sim")
+    hb = Heartbeat(Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix), "sim")
 
     async def _run() -> None:
         stop = asyncio.Event()

@@ -5,9 +5,9 @@ latent price, so both venues move together with a small basis); protocols binanc
 depth book.py; klines klines.py; mark price and liquidations mark.py; REST rest.py; faults
 faults.py; per-venue wiring venue.py; fan-out hub.py.
 
-Ports: futures on `settings.sim_port` (routes `/public/...`, `/market/...`, REST `/fapi/v1/...`),
-spot on `settings.sim_spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`),
-Polymarket on `settings.sim_poly_port` (Gamma `/gamma/...`, CLOB `/clob/...`, `/ws/market`, RTDS
+Ports: futures on `settings.sim.port` (routes `/public/...`, `/market/...`, REST `/fapi/v1/...`),
+spot on `settings.sim.spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`),
+Polymarket on `settings.sim.poly_port` (Gamma `/gamma/...`, CLOB `/clob/...`, `/ws/market`, RTDS
 `/rtds`: actors/sim/polymarket/port.py, driven by the futures market). Each port also answers the
 sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py; poly_server.py for Polymarket).
 
@@ -20,7 +20,7 @@ events, then it yields to the loop and continues).
 
 Connections: server ping every `ping_interval` s (futures 180, spot 20), dropped if no pong within
 `ping_timeout` s (futures 600, spot 60); closed by the server (1001) after
-`settings.sim_conn_lifetime_sec` (the venue's 24 h); more incoming frames (text, binary, ping,
+`settings.sim.conn_lifetime_sec` (the venue's 24 h); more incoming frames (text, binary, ping,
 pong) than the venue allows in a second (futures 10, spot 5) closes the connection (1008). No
 permessage-deflate (the venue does not compress either).
 
@@ -121,21 +121,21 @@ def build_venues(settings, market: Market, *, max_send_buffer: int,
     """The futures venue on `market` and the spot venue following it, with their histories."""
     spot = spot_market or sp.SpotMarket.from_settings(settings, market)
     start_ms = market.book_ticker_now().T
-    fut_hist = kl.History.synthesize(market.instrument, seed=settings.sim_seed,
+    fut_hist = kl.History.synthesize(market.instrument, seed=settings.sim.seed,
                                      start_ms=start_ms, start_price=market.book()[0],
                                      trade_rate=market.trade_rate,
                                      first_tid=market.next_ids()[1], params=market.params)
     spot_size = kl.order_size_mean(spot.params)
     spot_hist = kl.History.follow(
-        fut_hist, spot.instrument, seed=settings.sim_seed, start_price=spot.book()[0],
+        fut_hist, spot.instrument, seed=settings.sim.seed, start_price=spot.book()[0],
         basis_bps=market.basis_bps(), first_tid=spot.next_ids()[1],
         vol_ratio=spot.trade_rate / market.trade_rate * spot_size
         / kl.order_size_mean(market.params),
         fill_size=spot_size / kl.fills_mean(spot.params), params=market.params)
-    fut = Venue("futures", market, seed=settings.sim_seed, ban_sec=settings.sim_rest_ban_sec,
+    fut = Venue("futures", market, seed=settings.sim.seed, ban_sec=settings.sim.rest_ban_sec,
                 max_send_buffer=max_send_buffer, history=fut_hist,
-                liquidation_rate=settings.sim_liquidation_rate)
-    spv = Venue("spot", spot, seed=settings.sim_seed + 1, ban_sec=settings.sim_rest_ban_sec,
+                liquidation_rate=settings.sim.liquidation_rate_per_sec)
+    spv = Venue("spot", spot, seed=settings.sim.seed + 1, ban_sec=settings.sim.rest_ban_sec,
                 max_send_buffer=max_send_buffer, history=spot_hist, fut_market=market)
     return fut, spv
 
@@ -182,10 +182,10 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                 spot_ping_interval: float | None = 20.0, spot_ping_timeout: float | None = 60.0,
                 clock: Callable[[], int] | None = None, poly_port: int | None = None,
                 poly_ready: asyncio.Future | None = None) -> None:
-    """Run both venues on `settings.sim_host` until `stop` is set.
+    """Run both venues on `settings.sim.host` until `stop` is set.
 
-    port / spot_port / poly_port: override `settings.sim_port` / `settings.sim_spot_port` /
-    `settings.sim_poly_port` (0: the OS picks; poly_port follows port=0 when not given).
+    port / spot_port / poly_port: override `settings.sim.port` / `settings.sim.spot_port` /
+    `settings.sim.poly_port` (0: the OS picks; poly_port follows port=0 when not given).
     ready / spot_ready / poly_ready: futures set to the bound futures / spot / Polymarket port.
     The Polymarket + RTDS port (actors/sim/polymarket/port.py) is driven by the futures market.
     on_sent(stream, key, ts_ns): called right after each futures frame is handed to the
@@ -202,7 +202,7 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
     fut, spv = venues
     taapi = sim_taapi.TaapiSim.from_settings(settings, fut, spv)    # POST /taapi/bulk
     fut.on_sent = on_sent
-    lifetime = float(settings.sim_conn_lifetime_sec)
+    lifetime = float(settings.sim.conn_lifetime_sec)
     stop = stop or asyncio.Event()
     ports: dict[str, int] = {}
 
@@ -279,16 +279,16 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
         return handler
 
     def ws(v: Venue, p: int, pi, pt):
-        return ws_serve(make_handler(v), settings.sim_host, p,
+        return ws_serve(make_handler(v), settings.sim.host, p,
                         process_request=make_process_request(v), create_connection=_Conn,
                         compression=None, ping_interval=pi, ping_timeout=pt, server_header=None,
                         logger=logging.getLogger("sim.ws"))
 
     from actors.sim.polymarket import port as poly_server  # imports this module: not at the top
 
-    fport = settings.sim_port if port is None else port
-    sport = settings.sim_spot_port if spot_port is None else spot_port
-    pport = poly_port if poly_port is not None else (0 if port == 0 else settings.sim_poly_port)
+    fport = settings.sim.port if port is None else port
+    sport = settings.sim.spot_port if spot_port is None else spot_port
+    pport = poly_port if poly_port is not None else (0 if port == 0 else settings.sim.poly_port)
     async with ws(fut, fport, ping_interval, ping_timeout) as fsrv, \
             ws(spv, sport, spot_ping_interval, spot_ping_timeout) as ssrv, \
             poly_server.serving(settings, market, pport, clock=clock,
@@ -296,8 +296,8 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
         ports["futures"] = fsrv.sockets[0].getsockname()[1]
         ports["spot"] = ssrv.sockets[0].getsockname()[1]
         log.info("sim: Binance futures on ws://%s:%d (/public, /market, /fapi/v1), spot on "
-                 "ws://%s:%d (/ws, /stream, /api/v3)", settings.sim_host, ports["futures"],
-                 settings.sim_host, ports["spot"])
+                 "ws://%s:%d (/ws, /stream, /api/v3)", settings.sim.host, ports["futures"],
+                 settings.sim.host, ports["spot"])
         for fut_ready, bound in ((ready, ports["futures"]), (spot_ready, ports["spot"]),
                                  (poly_ready, psrv.port)):
             if fut_ready is not None and not fut_ready.done():

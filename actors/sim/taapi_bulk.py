@@ -103,10 +103,10 @@ class TaapiSim:
 
     @classmethod
     def from_settings(cls, settings, futures_venue, spot_venue) -> "TaapiSim":
-        rate = settings.sim_taapi_rate_per_sec or settings.taapi_rate_per_sec
-        return cls(settings.taapi_secret, settings.symbol,
+        rate = settings.sim.taapi_rate_per_sec or settings.context.taapi_rate_per_sec
+        return cls(settings.context.taapi_secret, settings.general.symbol,
                    {"binancefutures": futures_venue, "binance": spot_venue},
-                   rate, settings.sim_taapi_block_sec)
+                   rate, settings.sim.taapi_block_sec)
 
     @staticmethod
     def owns(path: str) -> bool:

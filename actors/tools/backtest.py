@@ -132,7 +132,7 @@ def run_replay(rec_dir: Path, speed: float, settings, timeout_sec: float) -> tup
            "ZMQ_XSUB_URL": f"tcp://127.0.0.1:{free_tcp_port()}",
            "ZMQ_CONTROL_URL": f"tcp://127.0.0.1:{free_tcp_port()}", "LOG_DIR": str(tmp / "logs"),
            "TDC_RUN_DIR": str(tmp / "run"), "DECISION_LOG_DIR": str(tmp / "decisions")}
-    sub = Subscriber(pub, (names.edge_topic(settings.symbol),), rcvhwm=SUB_RCVHWM)
+    sub = Subscriber(pub, (names.edge_topic(settings.general.symbol),), rcvhwm=SUB_RCVHWM)
     lost = 0
     proc = subprocess.Popen([sys.executable, "run.py", "--replay", str(rec_dir), "--speed", repr(speed)],
                             cwd=ROOT, env=env, stdout=open(tmp / "run.out", "wb"),
@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
     s = load_settings()
     series = chainlink_series(a.dir)
     edges, lost = run_replay(a.dir, a.speed, s, a.timeout)
-    rep = score(edges, series, s.polymarket_window_sec)
+    rep = score(edges, series, s.venues.polymarket_window_sec)
     rep["bus_lost"] = lost
     if a.json:
         a.json.write_bytes(orjson.dumps(rep, option=orjson.OPT_INDENT_2))

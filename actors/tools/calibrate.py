@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     if a.dir is None:
         from config.settings import load_settings
-        a.dir = load_settings().decision_log_dir
+        a.dir = load_settings().decisions.decision_log_dir
     settled_file = a.settled or str(Path(a.dir).resolve().parent / "strategy" / "settled.jsonl")
     if not os.path.exists(settled_file):
         print(f"no settled windows file {settled_file} (run the strategy, or pass --settled)")

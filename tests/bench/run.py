@@ -80,7 +80,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
     from actors.sim.market import Market, MarketParams
     from actors.sim.server import serve
     # one activity regime, so the rate is the one asked for (Hawkes bursts remain, as on the venue)
-    market = Market(seed=s.sim_seed, trade_rate=rate, start_price=s.sim_start_price,
+    market = Market(seed=s.sim.seed, trade_rate=rate, start_price=s.sim.start_price,
                     start_ns=time.time_ns(),
                     params=MarketParams(regime_activity=(1.0, 1.0, 1.0)))
     loop = asyncio.new_event_loop()
@@ -94,11 +94,11 @@ def bench_latency(seconds: float, rate: float) -> dict:
         procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
         procs.append(subprocess.Popen([py, "run.py", "feed_futures"], cwd=ROOT, env=env))
         time.sleep(0.5)   # warm-up only: nothing is measured before the receivers start
-        url = f"ws://127.0.0.1:{s.sim_port}/market/stream?streams={s.symbol_lower}@aggTrade"
+        url = f"ws://127.0.0.1:{s.sim.port}/market/stream?streams={s.general.symbol_lower}@aggTrade"
         recv = [subprocess.Popen([py, "-m", "tests.bench.receivers", "bare", url, str(tmp / "bare.npy"),
                                   str(seconds)], cwd=ROOT, env=env),
-                subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
-                                  f"tick.futures.trade.{s.symbol}", str(tmp / "zmq.npy"), str(seconds)],
+                subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.ipc.zmq_pub_url,
+                                  f"tick.futures.trade.{s.general.symbol}", str(tmp / "zmq.npy"), str(seconds)],
                                  cwd=ROOT, env=env)]
         for p in recv:
             p.wait(seconds + 30)
@@ -107,7 +107,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
         th.join(10)
         _stop_all(procs)
         from ipc.shm import unlink_prefix
-        unlink_prefix(s.shm_dir, prefix)
+        unlink_prefix(s.ipc.shm_dir, prefix)
     out = {}
     for name in ("bare", "zmq"):
         keys, ts = np.load(tmp / f"{name}.npy")
@@ -180,7 +180,7 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
         bare_runs = [bare_loop()]
         procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
         if subscriber:
-            procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.zmq_pub_url,
+            procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.ipc.zmq_pub_url,
                                            topic, "/dev/null.npy", "600"], cwd=ROOT, env=env))
         feed = subprocess.Popen([py, "run.py", actor], cwd=ROOT, env=env)
         procs.append(feed)
@@ -191,7 +191,7 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
         while got < n and time.monotonic() < deadline:
             if ring is None:
                 try:
-                    ring = RingReader(s.shm_dir, names.venue_ring(venue, "trade").name(prefix, s.symbol), TRADE)
+                    ring = RingReader(s.ipc.shm_dir, names.venue_ring(venue, "trade").name(prefix, s.general.symbol), TRADE)
                 except (FileNotFoundError, ValueError):
                     time.sleep(0.05)
                     continue
@@ -220,7 +220,7 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
         out["subscriber"] = subscriber
     finally:
         _stop_all(procs)
-        unlink_prefix(s.shm_dir, prefix)
+        unlink_prefix(s.ipc.shm_dir, prefix)
     return out
 
 

@@ -318,7 +318,7 @@ def bench_system(repeats: int = 3, rest: bool = True, rss: bool = True, connecti
         t0, t0_wall = time.monotonic(), time.time_ns()
         system.start(LOG_LEVEL="WARNING")
         try:
-            drain = Drain(system.pub_url, system.settings().symbol)
+            drain = Drain(system.pub_url, system.settings().general.symbol)
             drain.start()
             st = wait_started(system, drain, t0, t0_wall)
             out["startup"].append(st)

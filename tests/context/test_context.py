@@ -72,7 +72,7 @@ def settings(prefix, server, sub=None, **kw):
 
 
 def ring(s, tf: str) -> np.ndarray:
-    return RingReader(SHM_DIR, context_ring(s.shm_prefix, s.symbol, tf), KLINE, from_oldest=True).read()
+    return RingReader(SHM_DIR, context_ring(s.ipc.shm_prefix, s.general.symbol, tf), KLINE, from_oldest=True).read()
 
 
 def served(server, tf: str, first: int, last: int, now: int) -> np.ndarray:
@@ -308,8 +308,7 @@ def test_429_then_500_then_timeout_all_recovered(prefix, server, clock):
 def test_rest_failures_keep_retrying_and_are_reported(prefix, server, clock, trouble):
     kw = {"context_tfs": ("1m",), "context_rest_retries": 0}
     if trouble == "unreachable":
-        s = settings(prefix, server, **kw).model_copy(
-            update={"futures_rest": f"http://127.0.0.1:{free_port()}"})
+        s = settings(prefix, server, **kw).replace(futures_rest=f"http://127.0.0.1:{free_port()}")
     else:
         s = settings(prefix, server, symbol="ETHUSDT", **kw)
     with Actor(s, clock) as a:

@@ -116,7 +116,7 @@ def taapi_settings(prefix, sim, sub, **kw):
 
 
 def block(s) -> dict:
-    return StateBlock(SHM_DIR, s.shm_prefix, "indicators").read() or {}
+    return StateBlock(SHM_DIR, s.ipc.shm_prefix, "indicators").read() or {}
 
 
 def entries(s) -> dict:
@@ -129,7 +129,7 @@ def have_values(s, tfs, source):
 
 
 def ring(s, tf) -> np.ndarray:
-    return RingReader(SHM_DIR, context_ring(s.shm_prefix, s.symbol, tf), KLINE, from_oldest=True).read()
+    return RingReader(SHM_DIR, context_ring(s.ipc.shm_prefix, s.general.symbol, tf), KLINE, from_oldest=True).read()
 
 
 def assert_values(entry: dict, expect: dict, rel: float = 1e-12):

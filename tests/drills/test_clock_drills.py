@@ -58,7 +58,7 @@ def test_rotation_ahead_of_the_venue_limit_loses_nothing(skewed):
     system, offset = skewed
     healthy(system)
     s = system.settings()
-    r = open_reader(names.FUTURES_RINGS["trade"], s.shm_prefix, SYMBOL, s.shm_dir)
+    r = open_reader(names.FUTURES_RINGS["trade"], s.ipc.shm_prefix, SYMBOL, s.ipc.shm_dir)
     a0 = actor(system, "feed_futures")
     sp0 = actor(system, "feed_spot")
     conns = {("feed_futures", c): v for c, v in a0["connections"].items()}

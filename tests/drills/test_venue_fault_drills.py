@@ -34,7 +34,7 @@ class Drill:
     def __init__(self, system):
         self.system = system
         self.s = system.settings()
-        self.registry = Registry(self.s.shm_dir, self.s.shm_prefix)
+        self.registry = Registry(self.s.ipc.shm_dir, self.s.ipc.shm_prefix)
         self.futures_url = f"http://127.0.0.1:{system.env['SIM_PORT']}"
         self.spot_url = f"http://127.0.0.1:{system.env['SIM_SPOT_PORT']}"
         self.poly_url = f"http://127.0.0.1:{system.env['SIM_POLY_PORT']}"
@@ -52,7 +52,7 @@ class Drill:
         return self.hb(actor_).get("counters", {})
 
     def reader(self, venue: str, kind: str):
-        return open_reader(names.venue_ring(venue, kind), self.s.shm_prefix, SYMBOL, self.s.shm_dir,
+        return open_reader(names.venue_ring(venue, kind), self.s.ipc.shm_prefix, SYMBOL, self.s.ipc.shm_dir,
                            from_oldest=True)
 
     def settled(self, reader, actor_: str = "feed_futures") -> dict:

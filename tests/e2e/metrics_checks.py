@@ -115,7 +115,7 @@ def check_metrics_and_openapi(system) -> None:
     inc, n = histogram(fams, "tdc_api_request_duration_seconds", route=PROBE_ROUTE, method="GET", status="200")
     assert n == OWN_REQUESTS, f"expected {OWN_REQUESTS} requests, scrape says {n}"
     assert histogram(fams, "tdc_api_request_duration_seconds", route="/metrics", method="GET", status="200")[1] >= 2
-    assert len(list((Path(system.settings().shm_dir) / f"{system.env['SHM_PREFIX']}.prometheus")
+    assert len(list((Path(system.settings().ipc.shm_dir) / f"{system.env['SHM_PREFIX']}.prometheus")
                     .glob("histogram_*.db"))) >= 1
 
     # --- the live documents against the published OpenAPI schemas -----------------------------

@@ -172,7 +172,7 @@ def test_polymarket_window_edge_and_decision_log(system):
 def test_context_bootstrapped_every_timeframe(system):
     ctx = system.health()[1]["actors"]["context"]["counters"]
     # (context may start before the sim listens: refused connections are retried, not fatal)
-    tfs = system.settings().context_tfs
+    tfs = system.settings().context.context_tfs
     assert ctx["bootstrapped"] == len(tfs) and ctx["banned"] == 0
     assert ctx["klines_appended"] >= len(tfs) * 100
 
@@ -199,7 +199,7 @@ def test_anchor_reset_through_the_api_and_compute(system):
 def test_a_killed_feed_is_restarted_and_health_recovers(system):
     """Last: it takes the futures feed down."""
     s = system.settings()
-    ring = open_reader(names.FUTURES_RINGS["trade"], s.shm_prefix, SYMBOL, s.shm_dir)
+    ring = open_reader(names.FUTURES_RINGS["trade"], s.ipc.shm_prefix, SYMBOL, s.ipc.shm_dir)
     code, h = system.health()
     old_pid = h["actors"]["feed_futures"]["pid"]
     ticks_before = h["actors"]["compute"]["counters"]["ticks"]

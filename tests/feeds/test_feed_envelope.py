@@ -19,7 +19,7 @@ def feed(tmp_path):
     s = load_settings(shm_prefix="e" + tmp_path.name[-8:].replace("_", ""), zmq_xsub_url="tcp://127.0.0.1:1")
     f = Feed(s, chainlink, "test", publisher=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     yield f
-    unlink_prefix("/dev/shm", s.shm_prefix)
+    unlink_prefix("/dev/shm", s.ipc.shm_prefix)
 
 
 def test_a_snapshot_and_an_update_share_one_loop_and_one_dedup(feed):

@@ -20,9 +20,9 @@ from tests.support.wait import wait_for_async
 
 def wrong_route_venue(settings):
     """Futures, but bookTicker requested on the /market route, where the venue never sends it."""
-    s = settings.symbol_lower
+    s = settings.general.symbol_lower
     streams = (f"{s}@aggTrade", f"{s}@bookTicker")
-    url = binance.combined_url(settings.futures_ws, binance.FUTURES_MARKET_ROUTE, list(streams))
+    url = binance.combined_url(settings.venues.futures_ws, binance.FUTURES_MARKET_ROUTE, list(streams))
     return types.SimpleNamespace(
         VENUE="futures", parse_frame=binance.parse_frame, stream_kind=binance.stream_kind,
         max_silence_sec=binance_futures.max_silence_sec,
@@ -57,7 +57,7 @@ def feed(tmp_path):
     s = load_settings(shm_prefix="u" + tmp_path.name[-8:].replace("_", ""), zmq_xsub_url="tcp://127.0.0.1:1")
     f = Feed(s, binance_futures, "test", publisher=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     yield f
-    unlink_prefix("/dev/shm", s.shm_prefix)
+    unlink_prefix("/dev/shm", s.ipc.shm_prefix)
 
 
 def test_venue_error_replies_and_unknown_messages_are_surfaced(feed):

@@ -21,12 +21,12 @@ from tests.support.ports import free_port
 def compute(segs, tmp_path):
     s = load_settings(decision_log_dir=str(tmp_path / "decisions"),shm_prefix=segs.prefix.replace("tdctest-", "q"), zmq_control_url=f"tcp://127.0.0.1:{free_port()}",
                       zmq_xsub_url="tcp://127.0.0.1:1", health_data_stale_sec=2.0, quality_max_skew_ms=1000)
-    rings = {k: RingWriter(s.shm_dir, names.FUTURES_RINGS[k].name(s.shm_prefix, s.symbol), dt, 1024)
+    rings = {k: RingWriter(s.ipc.shm_dir, names.FUTURES_RINGS[k].name(s.ipc.shm_prefix, s.general.symbol), dt, 1024)
              for k, dt in (("trade", TRADE), ("quote", QUOTE))}
     c = Compute(s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     yield c, rings
     c.control.close(0)
-    unlink_prefix(s.shm_dir, s.shm_prefix)
+    unlink_prefix(s.ipc.shm_dir, s.ipc.shm_prefix)
 
 
 def write(rings, now, skew_ns, n=5, gap=False):
@@ -74,7 +74,7 @@ def test_anchor_reset_survives_a_compute_restart(compute):
     assert c.handle_control(orjson.dumps({"cmd": "anchor_reset", "anchor_ns": 123})) == {"ok": True, "anchor_ns": 123}
     c.control.close(0)
     # a new control port: zmq releases the old one asynchronously, and the anchor is what matters
-    s2 = c.s.model_copy(update={"zmq_control_url": f"tcp://127.0.0.1:{free_port()}"})
+    s2 = c.s.replace(zmq_control_url=f"tcp://127.0.0.1:{free_port()}")
     c2 = Compute(s2, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     try:
         assert c2.venues["futures"].cvd.anchor_ns == 123 and c2.venues["futures"].cvd.explicit
@@ -106,7 +106,7 @@ def test_the_plan_decides_which_venue_is_primary(segs, tmp_path):
     s = load_settings(decision_log_dir=str(tmp_path / "decisions"), shm_prefix=segs.prefix.replace("tdctest-", "p"),
                       zmq_control_url=f"tcp://127.0.0.1:{free_port()}", zmq_xsub_url="tcp://127.0.0.1:1",
                       health_data_stale_sec=2.0, quality_max_skew_ms=1000)
-    rings = {k: RingWriter(s.shm_dir, names.FUTURES_RINGS[k].name(s.shm_prefix, s.symbol), dt, 1024)
+    rings = {k: RingWriter(s.ipc.shm_dir, names.FUTURES_RINGS[k].name(s.ipc.shm_prefix, s.general.symbol), dt, 1024)
              for k, dt in (("trade", TRADE), ("quote", QUOTE))}
     plan = ComputePlan(trade_venues=(names.SPOT, names.FUTURES), primary=names.SPOT,
                        basis_legs=(names.FUTURES, names.SPOT), mark_source=names.FUTURES)
@@ -120,7 +120,7 @@ def test_the_plan_decides_which_venue_is_primary(segs, tmp_path):
         assert c.primary is c.venues[names.SPOT]
     finally:
         c.control.close(0)
-        unlink_prefix(s.shm_dir, s.shm_prefix)
+        unlink_prefix(s.ipc.shm_dir, s.ipc.shm_prefix)
     with pytest.raises(ValueError):
         ComputePlan(trade_venues=(names.FUTURES,), primary=names.SPOT, basis_legs=(names.FUTURES, names.SPOT),
                     mark_source=names.FUTURES)

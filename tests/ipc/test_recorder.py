@@ -62,7 +62,7 @@ def test_full_disk_is_an_alert_and_nothing_is_lost(segs, tmp_path):
     r.poll(0.0)
     assert r.report()["recorded"] == 6
     # the next file written is on a device that is always full (ENOSPC from the kernel)
-    f = r.dir / "btcusdt@aggTrade" / recording.period_name(1_795_000_000_000_000_000, s.record_rotate_sec)
+    f = r.dir / "btcusdt@aggTrade" / recording.period_name(1_795_000_000_000_000_000, s.record.record_rotate_sec)
     f.rename(f.with_suffix(".keep"))
     os.symlink("/dev/full", f)
     _feed(tap, 6, 6)
@@ -96,7 +96,7 @@ def test_alert_reaches_state(segs, tmp_path):
     rec.scan()
     (tmp_path / "rec" / "futures" / "btcusdt@aggTrade").mkdir(parents=True)
     os.symlink("/dev/full", tmp_path / "rec" / "futures" / "btcusdt@aggTrade" /
-               recording.period_name(1_795_000_000_001_000_000, s.record_rotate_sec))
+               recording.period_name(1_795_000_000_001_000_000, s.record.record_rotate_sec))
     _feed(tap, 1, 1)
     for v in rec.venues.values():
         v.poll(0.0)

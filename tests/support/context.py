@@ -90,7 +90,7 @@ class Actor:
 
     # --- what the test reads from shared memory ------------------------------------------------
     def state(self) -> dict:
-        return StateBlock(SHM_DIR, self.s.shm_prefix, "context").read() or {}
+        return StateBlock(SHM_DIR, self.s.ipc.shm_prefix, "context").read() or {}
 
     def tf(self, tf: str) -> dict:
         return self.state().get("tfs", {}).get(tf, {})
@@ -101,4 +101,4 @@ class Actor:
                 and all(v["bootstrapped"] for v in st["tfs"].values()))
 
     def heartbeat(self) -> dict:
-        return Registry(SHM_DIR, self.s.shm_prefix).read("context") or {}
+        return Registry(SHM_DIR, self.s.ipc.shm_prefix).read("context") or {}

@@ -71,7 +71,7 @@ class RingFollower:
 
     def __init__(self, system, rings: tuple[tuple[str, str], ...], period: float = 0.02):
         s = system.settings()
-        self.readers = {f"{v}.{k}": open_reader(names.venue_ring(v, k), s.shm_prefix, shm_dir=s.shm_dir)
+        self.readers = {f"{v}.{k}": open_reader(names.venue_ring(v, k), s.ipc.shm_prefix, shm_dir=s.ipc.shm_dir)
                         for v, k in rings}
         self.kinds = {f"{v}.{k}": k for v, k in rings}
         self.period = period

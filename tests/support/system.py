@@ -42,9 +42,8 @@ class System:
         return r.status_code, r.json()
 
     def settings(self):
-        from config.settings import Settings
-        return Settings(**{k.lower(): v for k, v in self.env.items()
-                           if k.lower() in Settings.model_fields})
+        from config.settings import ENV_FIELDS, Settings
+        return Settings(**{k.lower(): v for k, v in self.env.items() if k.lower() in ENV_FIELDS})
 
     def ctl(self, *args: str) -> str:
         return subprocess.run([sys.executable, "run.py", "ctl", *args], cwd=ROOT, env=self.env,

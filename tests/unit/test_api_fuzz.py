@@ -65,10 +65,10 @@ def write_state(s, now_ns: int) -> None:
                  "accumulate": {"action": "HOLD"}, "spikes": {}},
     }
     for name, doc in blocks.items():
-        StateBlock(s.shm_dir, s.shm_prefix, name, writer=True).write(doc)
+        StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, name, writer=True).write(doc)
     age = Histogram(DATA_AGE_BOUNDS_MS)
     age.observe_ns(3_000_000)
-    Heartbeat(Registry(s.shm_dir, s.shm_prefix), "feed_futures").beat(
+    Heartbeat(Registry(s.ipc.shm_dir, s.ipc.shm_prefix), "feed_futures").beat(
         {"parse_errors": 0, "published": 3},
         feed={"venue": "futures", "last_venue_error": "",
               "connections": {"market": {"connected": True, "frames": 3, "bytes": 300, "reconnects": 0,

@@ -146,7 +146,7 @@ def _check_histogram(fam, **labels) -> int:
 
 def test_heartbeats_render_as_prometheus_families(prefix):
     s = load_settings(shm_prefix=prefix)
-    reg = Registry(s.shm_dir, s.shm_prefix)
+    reg = Registry(s.ipc.shm_dir, s.ipc.shm_prefix)
     age = Histogram(DATA_AGE_BOUNDS_MS)
     for x in (MS, 2 * MS, 40 * MS, 9_000 * MS):
         age.observe_ns(x)

@@ -32,7 +32,7 @@ def test_every_actor_module_has_a_main():
 def test_registry_and_health_defaults_come_from_the_actor_list():
     assert names.HEARTBEAT_NAMES[: len(names.ACTORS)] == tuple(a.name for a in names.ACTORS)
     assert len(set(names.HEARTBEAT_NAMES)) == len(names.HEARTBEAT_NAMES)
-    assert Settings().health_required == names.REQUIRED_ACTORS == (
+    assert Settings().ipc.health_required == names.REQUIRED_ACTORS == (
         "bus", "feed_futures", "feed_spot", "feed_poly", "feed_chainlink", "context", "compute")
 
 

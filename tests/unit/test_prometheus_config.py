@@ -62,7 +62,7 @@ def rendered_names():
     prefix = "pc" + uuid.uuid4().hex[:8]
     s = load_settings(shm_prefix=prefix)
     try:
-        reg = Registry(s.shm_dir, s.shm_prefix)
+        reg = Registry(s.ipc.shm_dir, s.ipc.shm_prefix)
         h = Histogram(DATA_AGE_BOUNDS_MS)
         h.observe_ns(1)
         Heartbeat(reg, "feed_futures").beat(
@@ -73,13 +73,13 @@ def rendered_names():
                                         "gap_markers": 0, "last_recv_ns": 1, "data_age": h.doc()}}})
         Heartbeat(reg, "compute").beat({"tick_overruns": 0}, hist={"tick_duration": h.doc()},
                                        rings={"futures.trade": 0})
-        StateBlock(s.shm_dir, s.shm_prefix, "quality", writer=True).write({"mode": "OK", "reasons": []})
+        StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, "quality", writer=True).write({"mode": "OK", "reasons": []})
         c = testing.TestClient(create_app(ShmView(s), s))
         c.simulate_get("/health")
         text = c.simulate_get("/metrics").text
         return {smp.name for fam in text_string_to_metric_families(text) for smp in fam.samples}
     finally:
-        unlink_prefix(s.shm_dir, prefix)
+        unlink_prefix(s.ipc.shm_dir, prefix)
 
 
 def test_every_metric_in_the_rules_is_rendered(rendered_names):

@@ -74,12 +74,12 @@ class SpotMarket(Market):
     @classmethod
     def from_settings(cls, settings, fut: Market, **kw) -> "SpotMarket":
         inst = SPOT_BTCUSDT
-        if settings.symbol != inst.symbol:
-            inst = Instrument(settings.symbol, inst.price_precision, inst.tick_units,
+        if settings.general.symbol != inst.symbol:
+            inst = Instrument(settings.general.symbol, inst.price_precision, inst.tick_units,
                               inst.qty_precision, inst.lot_units)
         # a seed of its own, derived from the sim's (the futures Generator is not shared)
-        seed = int(np.random.SeedSequence([settings.sim_seed, 0x5B07]).generate_state(1)[0])
-        return cls(fut, seed=seed, ratio=settings.sim_spot_trade_ratio, instrument=inst, **kw)
+        seed = int(np.random.SeedSequence([settings.sim.seed, 0x5B07]).generate_state(1)[0])
+        return cls(fut, seed=seed, ratio=settings.sim.spot_trade_ratio, instrument=inst, **kw)
 
     # generation is driven by the futures market (its follower hook)
     def _generate_until(self, now_ns: int) -> None:

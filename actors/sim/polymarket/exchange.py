@@ -77,14 +77,14 @@ class PolyVenue:
     def __init__(self, settings, market, now_ns: int):
         self.s = settings
         self.market = market
-        self.sched = pg.Schedule(settings.polymarket_window, settings.polymarket_window_sec)
+        self.sched = pg.Schedule(settings.venues.polymarket_window, settings.venues.polymarket_window_sec)
         self.W = self.sched.window_sec
         self.sigma = market.params.vol_annual / math.sqrt(_SEC_PER_YEAR)
-        self.oracle = rt.Oracle(settings.sim_seed, now_ns, market.futures_mid(),
+        self.oracle = rt.Oracle(settings.sim.seed, now_ns, market.futures_mid(),
                                 sigma_1s=self.sigma, history_sec=86_400 + self.W + 3_600)
-        self.meta_delay = float(settings.sim_poly_meta_delay_sec)
-        self.twap = bool(settings.sim_poly_twap)
-        self.send_resolved = bool(settings.sim_poly_market_resolved)
+        self.meta_delay = float(settings.sim.poly_meta_delay_sec)
+        self.twap = bool(settings.sim.poly_twap)
+        self.send_resolved = bool(settings.sim.poly_market_resolved)
         self.books: dict[int, pm.MarketBooks] = {}
         self.token_of: dict[str, tuple[int, int]] = {}     # token -> (window start, 0 UP / 1 DOWN)
         self.s0: dict[int, float] = {}                     # window start -> price to beat
@@ -94,7 +94,7 @@ class PolyVenue:
         self.subs: dict[str, set] = {}                     # token -> conns
         self.rtds: dict = {}                               # conn -> RtdsSession
         self.faults = PolyFaults()
-        self.rng = random.Random(settings.sim_seed + 99)
+        self.rng = random.Random(settings.sim.seed + 99)
         self.msgs: dict[str, int] = {}                     # messages sent, by type
         self.frames_sent = 0                               # frames written (per connection)
         self.http_counts: dict[str, int] = {}
@@ -109,9 +109,9 @@ class PolyVenue:
         b = self.books.get(start)
         if b is None:
             w = self.sched.window(start)
-            seed = int.from_bytes(pg._sha("book", str(self.s.sim_seed), w.slug)[:8], "big")
-            b = pm.MarketBooks(seed, now_ms, update_rate=self.s.sim_poly_update_rate,
-                               trade_rate=self.s.sim_poly_trade_rate)
+            seed = int.from_bytes(pg._sha("book", str(self.s.sim.seed), w.slug)[:8], "big")
+            b = pm.MarketBooks(seed, now_ms, update_rate=self.s.sim.poly_update_rate_per_sec,
+                               trade_rate=self.s.sim.poly_trade_rate_per_sec)
             self.books[start] = b
             self.token_of[w.up_token] = (start, 0)
             self.token_of[w.down_token] = (start, 1)
@@ -372,12 +372,12 @@ class PolyVenue:
     def idle(self, mono_s: float) -> list:
         """Connections silent (no text frame) past their venue's limit: to be closed."""
         out = []
-        lim = float(self.s.sim_poly_idle_sec)
+        lim = float(self.s.sim.poly_idle_sec)
         for c, s in self.clob.items():
             if mono_s - s.last_rx > lim:
                 out.append(c)
                 self.idle_closed["clob"] += 1
-        lim = float(self.s.sim_rtds_idle_sec)
+        lim = float(self.s.sim.rtds_idle_sec)
         for c, s in self.rtds.items():
             if mono_s - s.last_rx > lim:
                 out.append(c)

@@ -1,6 +1,6 @@
 """The Polymarket port of the built-in exchange: I/O and timing only (the venue is poly.py).
 
-One port (`settings.sim_poly_port`) serves, by path:
+One port (`settings.sim.poly_port`) serves, by path:
 - `/gamma/markets?slug=..`, `/gamma/events?slug=..`      Gamma REST  (POLYMARKET_GAMMA_URL=http://h:p/gamma)
 - `/clob/book?token_id=..`                               CLOB REST   (POLYMARKET_CLOB_URL=http://h:p/clob)
 - `/ws/market`                                           CLOB market WebSocket (POLYMARKET_CLOB_WS)
@@ -203,13 +203,13 @@ async def serving(settings, market, port: int, *, clock: Callable[[], int],
     """Listen on `port` (0: the OS picks) and run the venue's loop; yields the PolyServer."""
     venue = PolyVenue(settings, market, clock())
     srv = PolyServer(venue, clock, max_send_buffer)
-    async with ws_serve(srv.handler, settings.sim_host, port, process_request=srv.process_request,
+    async with ws_serve(srv.handler, settings.sim.host, port, process_request=srv.process_request,
                         create_connection=_Conn, compression=None, ping_interval=None,
                         server_header=None, max_size=1 << 20,
                         logger=logging.getLogger("sim.ws")) as wss:
         srv.port = wss.sockets[0].getsockname()[1]
         log.info("sim: Polymarket on http://%s:%d (/gamma, /clob, /ws/market, /rtds)",
-                 settings.sim_host, srv.port)
+                 settings.sim.host, srv.port)
         srv.task = asyncio.create_task(srv.loop())
         try:
             yield srv

@@ -1,7 +1,7 @@
 """The sim's Polymarket window schedule and its Gamma REST answers (pure: times are arguments).
 
-A `Schedule` names the "Bitcoin Up or Down" windows of one series (settings.polymarket_window) with
-a window length (settings.polymarket_window_sec, shorter than the series' in tests), and derives
+A `Schedule` names the "Bitcoin Up or Down" windows of one series (settings.venues.polymarket_window) with
+a window length (settings.venues.polymarket_window_sec, shorter than the series' in tests), and derives
 everything about a window from its slug, deterministically: the same slug gives the same ids in
 every run, so a consumer restarted against a restarted sim sees the same market.
 

@@ -118,7 +118,7 @@ class Dashboard:
         self.s = settings
         self.ui = ui or Ui()
         self.period_ns = int(1e9 / max(0.5, fps))
-        self.state = DashState(symbol=settings.symbol, required=tuple(settings.health_required))
+        self.state = DashState(symbol=settings.general.symbol, required=tuple(settings.ipc.health_required))
         self.stop_reason: str | None = None
         self.render_errors = 0
         self._repaint = True
@@ -171,8 +171,8 @@ class Dashboard:
 
         from ipc.bus import Subscriber
 
-        sub = Subscriber(self.s.zmq_pub_url, bus_prefixes(self.s.symbol), ctx=zmq.Context())
-        fetcher = RestFetcher(f"http://{self.s.http_host}:{self.s.http_port}")
+        sub = Subscriber(self.s.ipc.zmq_pub_url, bus_prefixes(self.s.general.symbol), ctx=zmq.Context())
+        fetcher = RestFetcher(f"http://{self.s.general.http_host}:{self.s.general.http_port}")
         fetcher.start()
         console = Console()
         handlers = {sig: signal.signal(sig, self.on_signal)
@@ -214,8 +214,8 @@ class Dashboard:
 def once(settings, ui: Ui, width: int | None, height: int | None) -> int:
     """Fetch every REST snapshot once and print one screen (no bus, no keys): for scripts."""
     from rich.console import Console
-    state = DashState(symbol=settings.symbol, required=tuple(settings.health_required))
-    base = f"http://{settings.http_host}:{settings.http_port}"
+    state = DashState(symbol=settings.general.symbol, required=tuple(settings.ipc.health_required))
+    base = f"http://{settings.general.http_host}:{settings.general.http_port}"
     with httpx.Client(base_url=base, timeout=REST_TIMEOUT_SEC) as client:
         for path in state.rest_due(time.time_ns()):
             try:

@@ -25,11 +25,11 @@ _SILENCE = {"mark": 5.0, "depth": 5.0, "kline": 15.0, "liquidation": None}
 
 
 def streams(settings: Settings) -> list[str]:
-    s = settings.symbol_lower
+    s = settings.general.symbol_lower
     out = [f"{s}@aggTrade", f"{s}@markPrice@1s", f"{s}@forceOrder", f"{s}@bookTicker"]
-    out += [f"{s}@kline_{tf}" for tf in settings.context_tfs]
-    if settings.depth_on:
-        out.append(f"{s}@depth{settings.topn}@{settings.depth_speed}")
+    out += [f"{s}@kline_{tf}" for tf in settings.context.context_tfs]
+    if settings.venues.depth_on:
+        out.append(f"{s}@depth{settings.venues.topn}@{settings.venues.depth_speed}")
     return out
 
 
@@ -38,7 +38,7 @@ def plan(settings: Settings) -> list[ConnPlan]:
     for stream in streams(settings):
         by_route.setdefault(binance.futures_route(stream), []).append(stream)
     return [ConnPlan(route.strip("/").split("/")[0],
-                     binance.combined_url(settings.futures_ws, route, ss), tuple(ss))
+                     binance.combined_url(settings.venues.futures_ws, route, ss), tuple(ss))
             for route, ss in sorted(by_route.items())]
 
 

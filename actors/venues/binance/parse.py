@@ -311,9 +311,9 @@ def max_silence_sec(stream: str, settings, quiet: dict[str, float | None]) -> fl
     trades every few ms and a symbol that quiet is not what we collect."""
     kind = stream_kind(stream)
     if kind == "quote":
-        return settings.feed_stale_sec
+        return settings.venues.feed_stale_sec
     if kind == "trade":
-        return 3 * settings.feed_stale_sec
+        return 3 * settings.venues.feed_stale_sec
     return quiet.get(kind)
 
 

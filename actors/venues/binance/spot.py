@@ -20,17 +20,17 @@ _SILENCE = {"depth": 5.0}
 
 
 def streams(settings: Settings) -> list[str]:
-    s = settings.symbol_lower
+    s = settings.general.symbol_lower
     out = [f"{s}@aggTrade", f"{s}@bookTicker"]
-    if settings.depth_on:
-        suffix = "@100ms" if settings.depth_speed == "100ms" else ""
-        out.append(f"{s}@depth{settings.topn}{suffix}")
+    if settings.venues.depth_on:
+        suffix = "@100ms" if settings.venues.depth_speed == "100ms" else ""
+        out.append(f"{s}@depth{settings.venues.topn}{suffix}")
     return out
 
 
 def plan(settings: Settings) -> list[ConnPlan]:
     ss = streams(settings)
-    return [ConnPlan("combined", binance.combined_url(settings.spot_ws, binance.SPOT_ROUTE, ss),
+    return [ConnPlan("combined", binance.combined_url(settings.venues.spot_ws, binance.SPOT_ROUTE, ss),
                      tuple(ss))]
 
 

@@ -20,7 +20,7 @@ STREAM = rtds.SYMBOL
 
 
 def plan(settings: Settings) -> list[ConnPlan]:
-    return [ConnPlan("rtds", settings.polymarket_rtds_url, (STREAM,), (rtds.subscribe_msg(),))]
+    return [ConnPlan("rtds", settings.venues.polymarket_rtds_url, (STREAM,), (rtds.subscribe_msg(),))]
 
 
 def stream_kind(stream: str) -> str | None:
