@@ -3,8 +3,8 @@
 
   python run.py --sim            every actor plus the built-in exchange, in the foreground
   python run.py                  every actor against the live venues
-  python run.py <actor>          one actor (what supervisord runs): bus, feed_futures, feed_spot, context,
-                                 compute, api, sim
+  python run.py <actor>          one actor (what supervisord runs; the list is printed below, from
+                                 ipc.names.ACTORS)
   python run.py --replay DIR [--speed X]
                                  every actor against the sim serving a recording (original timing, or X times faster)
   python run.py backtest DIR     replay at full speed; decisions, edge distribution, paper PnL per window
@@ -150,6 +150,13 @@ def replay_env(argv: list[str]) -> dict[str, str]:
 REPLAY_LEAD_NS = 5_000_000_000
 
 
+def help_text() -> str:
+    """The module docstring (the modes) plus the actor and tool lists, taken from their declarations."""
+    from ipc.names import ACTORS
+    actors = ", ".join(a.name for a in ACTORS)
+    return f"{__doc__}\nactors: {actors}\ntools: ctl, {', '.join(TOOLS)}\n"
+
+
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if not argv or argv[0] in ("--sim", "--live"):
@@ -159,7 +166,7 @@ def main(argv: list[str]) -> int:
         return run_supervisor(with_sim=True)
     cmd, rest = argv[0], argv[1:]
     if cmd in ("-h", "--help", "help"):
-        print(__doc__)
+        print(help_text())
         return 0
     if cmd == "ctl":
         return run_ctl(rest)

@@ -138,7 +138,7 @@ class StateResource:
     def on_get(self, req, resp):
         now = time.time_ns()
         actors = self.view.actors(now)
-        resp.media = {"ts_ns": now, "quality": self.view.doc("quality"), "actors": actors,
+        resp.media = {"ts_ns": now, "quality": self.view.doc(names.QUALITY_BLOCK), "actors": actors,
                       "alerts": [{"actor": k, "alert": a["alert"]} for k, a in actors.items()
                                  if a.get("alert")]}
 
@@ -168,7 +168,7 @@ class BookResource:
         if len(given) != 1 or venue not in BOOK_VENUES:
             raise falcon.HTTPBadRequest(title="bad venue",
                                         description=f"venue must be one of {', '.join(BOOK_VENUES)}")
-        feats = self.view.doc("features")
+        feats = self.view.doc(names.FEATURES_BLOCK)
         v = (feats or {}).get("venues", {}).get(venue)
         if v is None or v.get("book") is None:
             raise falcon.HTTPServiceUnavailable(title="no book yet", description=f"no {venue} quote yet")
@@ -305,11 +305,11 @@ def create_app(view: ShmView, settings: Settings, prometheus_dir=None) -> falcon
     app.add_error_handler(Exception, _unexpected)
     app.add_route("/health", HealthResource(view, settings.ipc.health_required))
     app.add_route("/state", StateResource(view))
-    app.add_route("/latest/features", LatestResource(view, "features"))
-    app.add_route("/latest/bars", LatestResource(view, "bars"))
+    app.add_route("/latest/features", LatestResource(view, names.FEATURES_BLOCK))
+    app.add_route("/latest/bars", LatestResource(view, names.BARS_BLOCK))
     app.add_route("/latest/book", BookResource(view))
-    app.add_route("/latest/polymarket", LatestResource(view, "polymarket"))
-    app.add_route("/latest/edge", LatestResource(view, "edge"))
+    app.add_route("/latest/polymarket", LatestResource(view, names.POLYMARKET_BLOCK))
+    app.add_route("/latest/edge", LatestResource(view, names.EDGE_BLOCK))
     app.add_route("/metrics", MetricsResource(api_metrics.registry))
     app.add_route("/openapi.json", OpenApiResource(build_openapi(MAX_BODY_BYTES)))
     app.add_route("/control/anchor/reset", AnchorResetResource(settings))

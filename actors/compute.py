@@ -41,7 +41,7 @@ from actors.features.basis import Basis
 from actors.features.bias import Bias
 from actors.features.book import top_of_book
 from actors.features.depth import BookImbalance
-from actors.features.docs import BarsDoc, FeaturesDoc, QualityDoc
+from actors.features.docs import BarsDoc, FeaturesDoc, QualityDoc, StateEventDoc
 from actors.features.flow import Cvd
 from actors.features.impulse import Impulse
 from actors.features.liquidations import Liquidations
@@ -294,7 +294,8 @@ class Compute:
         if changed or now_ns - self._quality_pub_ns >= QUALITY_REPUBLISH_NS:
             doc: QualityDoc = {**q, "ts_ns": now_ns, "changed": changed}
             self.blocks[names.QUALITY_BLOCK].write(doc)
-            self.pub.publish(STATE_TOPIC, {**doc, "actors": self._actor_health()})
+            event: StateEventDoc = {**doc, "actors": self._actor_health()}
+            self.pub.publish(STATE_TOPIC, event)
             self._quality, self._quality_pub_ns = q, now_ns
 
     # --- control ------------------------------------------------------------------------------
@@ -344,14 +345,13 @@ class Compute:
 
     def ring_overruns(self) -> dict[str, int]:
         """Records each of compute's ring readers lost to being lapped, by `<venue>.<kind>`."""
-        out = {}
-        for v, vs in self.venues.items():
-            out[f"{v}.trade"], out[f"{v}.quote"] = vs.trades_r.overrun, vs.quotes_r.overrun
         mark = self.plan.mark_source
-        out[f"{mark}.mark"], out[f"{mark}.liquidation"] = self.mark_r.overrun, self.liq_r.overrun
-        for tf, r in self.kline_r.items():
-            out[f"{names.CONTEXT}.{names.context_kline_ring(tf).stream}"] = r.overrun
-        return out
+        readers = [(names.venue_ring(v, kind), r) for v, vs in self.venues.items()
+                   for kind, r in (("trade", vs.trades_r), ("quote", vs.quotes_r))]
+        readers += [(names.venue_ring(mark, "mark"), self.mark_r),
+                    (names.venue_ring(mark, "liquidation"), self.liq_r)]
+        readers += [(names.context_kline_ring(tf), r) for tf, r in self.kline_r.items()]
+        return {ring.key(): r.overrun for ring, r in readers}
 
     def report(self) -> dict:
         """Heartbeat extras for /metrics: histograms by name, overruns by ring."""

@@ -6,7 +6,9 @@ capacity max(2048, 2·CONTEXT_BOOTSTRAP_LIMIT)), writes the `context` state bloc
 publishes each kline it appends on `context.<SYMBOL>` as
 `{"tf", "kline": {KLINE fields}, "source": "rest"|"stream"}`. Indicators (TAAPI, or computed
 locally from these rings) are actors/clients/indicator_source.py: the `indicators` state block and
-`{"tf", "indicators": {tf: {...}}}` messages on the same topic.
+`{"tf", "indicators": {tf: {...}}}` messages on the same topic. This module is the I/O shell: the
+decisions (sync window, page sizes, dup/next/gap, when a kline is due) are the pure functions of
+actors/venues/binance/kline_sync.py.
 
 Invariants:
 - a ring holds closed klines only, in strictly increasing open time, each once: a kline is appended
@@ -53,22 +55,20 @@ from ipc.state import Heartbeat, Registry, StateBlock
 from actors.clients.indicator_source import IndicatorEngine
 from actors.clients.binance_client import BinanceRestClient
 from actors.venues.binance import rest as br
+from actors.venues.binance.kline_sync import classify, is_due, kline_doc, page_limit, ring_capacity, sync_start
 from actors.venues.binance.rest import RestError
+from actors.venues.http import backoff_sec
 
 log = logging.getLogger("context")
 
 VENUE = names.FUTURES          # the klines come from the USD-M futures venue
 STREAM_POLL_SEC = 0.05
 HEARTBEAT_SEC = 0.5
-MIN_RING_CAPACITY = 2048
+REST_RETRY_BASE_SEC = 0.5      # a failing sync: first retry delay, doubling up to CONTEXT_REST_BACKOFF_MAX_SEC
 _MS = 1_000_000
 
 
-# --- pure bookkeeping -----------------------------------------------------------------------------
-
-def ring_capacity(limit: int) -> int:
-    return max(MIN_RING_CAPACITY, 2 * limit)
-
+# --- ring names -------------------------------------------------------------------------------------
 
 def context_ring(prefix: str, symbol: str, tf: str) -> str:
     return names.context_kline_ring(tf).name(prefix, symbol)
@@ -76,43 +76,6 @@ def context_ring(prefix: str, symbol: str, tf: str) -> str:
 
 def stream_ring(prefix: str, symbol: str) -> str:
     return names.venue_ring(VENUE, "kline").name(prefix, symbol)
-
-
-def sync_start(now_ms: int, tf_ms: int, limit: int, next_open_ms: int | None) -> tuple[int, bool]:
-    """(first open time to fetch, whether klines from `next_open_ms` up to it are given up).
-
-    The window is the newest `limit` klines, the one in progress included; `next_open_ms` is the
-    open the ring expects next (None: nothing expected yet, a first bootstrap).
-    """
-    window_start = (now_ms // tf_ms - (limit - 1)) * tf_ms
-    if next_open_ms is None:
-        return window_start, False
-    return (window_start, True) if next_open_ms < window_start else (next_open_ms, False)
-
-
-def page_limit(cursor_ms: int, upto_ms: int, tf_ms: int, cap: int) -> int:
-    """Klines opening in [cursor, upto], capped to one request; 0 when none."""
-    if upto_ms < cursor_ms:
-        return 0
-    return min(cap, (upto_ms - cursor_ms) // tf_ms + 1)
-
-
-def classify(last_open_ms: int | None, open_ms: int, tf_ms: int) -> str:
-    """A closed kline against the ring's newest: 'first', 'dup' (not newer), 'next', or 'gap'."""
-    if last_open_ms is None:
-        return "first"
-    if open_ms <= last_open_ms:
-        return "dup"
-    return "next" if open_ms == last_open_ms + tf_ms else "gap"
-
-
-def is_due(now_ms: int, next_open_ms: int, tf_ms: int, grace_ms: int) -> bool:
-    """The kline expected next has been closed for `grace_ms` (and the stream did not bring it)."""
-    return now_ms >= next_open_ms + tf_ms + grace_ms
-
-
-def kline_doc(rec) -> dict:
-    return {name: rec[name].item() for name in KLINE.names}
 
 
 # --- per-timeframe state ----------------------------------------------------------------------------
@@ -284,9 +247,10 @@ class Context:
                     log.error("%s %s failed (attempt %d): %s", st.tf, what, attempt + 1, exc)
                 st.error = msg
                 self._write_state()
-                delay = min(self.s.context.context_rest_backoff_max_sec, 0.5 * 2 ** attempt)
+                delay = backoff_sec(attempt, REST_RETRY_BASE_SEC, self.s.context.context_rest_backoff_max_sec,
+                                    random.uniform(0.5, 1.0))
                 attempt += 1
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await asyncio.sleep(delay)
                 continue
             if st.error is not None:
                 log.info("%s %s recovered after %d failed attempt(s)", st.tf, what, attempt)
@@ -318,9 +282,8 @@ class Context:
                     st.recheck_attempt = 0
                     st.recheck_at = 0.0
                 else:       # REST has nothing newer yet: ask again later, backing off
-                    st.recheck_at = time.monotonic() + min(
-                        self.s.context.context_rest_backoff_max_sec,
-                        self.grace_ms / 1e3 * 2 ** st.recheck_attempt)
+                    st.recheck_at = time.monotonic() + backoff_sec(
+                        st.recheck_attempt, self.grace_ms / 1e3, self.s.context.context_rest_backoff_max_sec)
                     st.recheck_attempt += 1
             self._write_state()
 

@@ -24,7 +24,7 @@ from actors.venues.polymarket import chainlink
 log = logging.getLogger("feed_chainlink")
 
 
-async def _track(settings: Settings, feed: Feed) -> None:
+async def _track(settings: Settings) -> None:
     reader = RingReader(settings.ipc.shm_dir, names.CHAINLINK_RING.name(settings.ipc.shm_prefix, settings.general.symbol),
                         CHAINLINK, from_oldest=True)
     block = StateBlock(settings.ipc.shm_dir, settings.ipc.shm_prefix, names.CHAINLINK_BLOCK, writer=True)
@@ -42,7 +42,7 @@ def main(settings: Settings) -> None:
 
     async def run():
         feed = Feed(settings, chainlink, "feed_chainlink")
-        tracker = asyncio.create_task(_track(settings, feed))
+        tracker = asyncio.create_task(_track(settings))
         try:
             await feed.run()
         finally:

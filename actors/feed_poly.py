@@ -44,12 +44,14 @@ from ipc.state import Registry, StateBlock
 
 from actors.feed.shell import Feed
 from actors.venues.envelope import ConnPlan, Decoded
+from actors.venues.http import backoff_sec
 from actors.venues.polymarket import gamma, clob as polymarket
 from actors.venues.polymarket.session import Session
 
 log = logging.getLogger("feed_poly")
 
 SILENCE_SEC = 2.5 * polymarket.PING_INTERVAL_SEC
+GAMMA_RETRY_BASE_SEC, GAMMA_RETRY_CAP_SEC = 0.5, 30.0   # an unresolved window: ask again, backing off
 STREAMS = {"book": names.POLY_BOOK_RING, "trade": names.POLY_TRADE_RING}   # stream -> its ring
 _BOOK, _TRADE = Decoded("poly_book", "book", ()), Decoded("poly_trade", "trade", ())
 _CONTROL = Decoded("control", "", ())
@@ -175,7 +177,7 @@ class PolyFeed:
             for w in missing:
                 ok &= (await self.resolve(w)) is not None
             attempt = 0 if ok else attempt + 1
-            await asyncio.sleep(1.0 if ok else min(30.0, 0.5 * 2 ** attempt))
+            await asyncio.sleep(1.0 if ok else backoff_sec(attempt, GAMMA_RETRY_BASE_SEC, GAMMA_RETRY_CAP_SEC))
 
     # --- windows ------------------------------------------------------------------------------
     def price_to_beat(self) -> tuple[float | None, str]:

@@ -25,7 +25,7 @@ from config.settings import Settings
 from ipc.framering import FrameRingReader
 from ipc.state import Heartbeat, Registry
 
-from ipc import recording
+from ipc import names, recording
 
 log = logging.getLogger("recorder")
 POLL_SEC = 0.05
@@ -178,10 +178,10 @@ class Recorder:
         self._stop = False
 
     def scan(self) -> None:
-        for path in sorted(Path(self.s.ipc.shm_dir).glob(f"{self.s.ipc.shm_prefix}.*.frames")):
+        for path in sorted(Path(self.s.ipc.shm_dir).glob(names.frame_ring_glob(self.s.ipc.shm_prefix))):
             if path in self.venues:
                 continue
-            venue = path.name[len(self.s.ipc.shm_prefix) + 1:].rsplit(".", 2)[1]
+            venue = names.frame_ring_venue(path.name)
             try:
                 self.venues[path] = VenueRecorder(self.s, path, venue)
                 self.scan_error = None

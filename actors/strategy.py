@@ -36,7 +36,6 @@ import logging
 import signal
 import time
 from collections import deque
-from pathlib import Path
 
 import orjson
 
@@ -46,7 +45,7 @@ from ipc.bus import Subscriber
 from ipc.names import edge_topic
 from ipc.state import Heartbeat, Registry
 
-from actors.decide.settlement import settlement_price, winner as settled_winner
+from actors.decide.settlement import settled_path, settlement_price, winner as settled_winner
 
 log = logging.getLogger("strategy")
 SIDES = names.POLY_TOKENS
@@ -153,10 +152,6 @@ class Strategy:
         return out
 
 
-def settled_path(s: Settings) -> Path:
-    return Path(s.decisions.decision_log_dir).resolve().parent / "strategy" / "settled.jsonl"
-
-
 def main(settings: Settings) -> None:
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -165,7 +160,7 @@ def main(settings: Settings) -> None:
     sub = Subscriber(settings.ipc.zmq_pub_url, (edge_topic(settings.general.symbol), MARKET_TOPIC, chainlink_topic))
     hb = Heartbeat(Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix), "strategy")
     strat = Strategy(settings.decisions.slice_usd)
-    path = settled_path(settings)
+    path = settled_path(settings.decisions.decision_log_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = open(path, "ab")
     last_beat = 0.0

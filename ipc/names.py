@@ -117,6 +117,10 @@ class Ring:
         """The stream name of this ring in a feed's health document and in metric labels."""
         return self.health_label or self.kind
 
+    def key(self) -> str:
+        """`<venue>.<stream>`: this ring in a reader's per-ring counters (compute's overruns by ring)."""
+        return f"{self.venue}.{self.stream}"
+
     def name(self, prefix: str, symbol: str) -> str:
         return segment(prefix, self.symbol or symbol, self.venue, self.stream)
 
@@ -162,9 +166,43 @@ def context_kline_ring(tf: str) -> Ring:
     return Ring(CONTEXT, f"kline_{tf}", "kline")
 
 
+FRAMES_STREAM = "frames"
+
+
 def frame_ring_name(prefix: str, symbol: str, venue: str) -> str:
     """A feed's raw-frame ring for the recorder (ipc.framering)."""
-    return segment(prefix, symbol, venue, "frames")
+    return segment(prefix, symbol, venue, FRAMES_STREAM)
+
+
+def frame_ring_glob(prefix: str) -> str:
+    """A glob over the shm directory matching every feed's raw-frame ring (any symbol, any venue)."""
+    return segment(prefix, "*", "*", FRAMES_STREAM)
+
+
+def frame_ring_venue(name: str) -> str:
+    """The venue of a raw-frame ring, from its segment name (`<prefix>.<symbol>.<venue>.frames`)."""
+    parts = name.rsplit(".", 3)
+    if len(parts) != 4 or parts[3] != FRAMES_STREAM:
+        raise ValueError(f"not a frame ring name: {name!r}")
+    return parts[2]
+
+
+# --- other shared-memory segments ----------------------------------------------------------------
+
+
+def block_segment(prefix: str, block: str) -> str:
+    """The segment of one state block (ipc.state.StateBlock): `<prefix>.state.<block>`."""
+    return f"{prefix}.state.{block}"
+
+
+def registry_segment(prefix: str) -> str:
+    """The heartbeat registry's segment (ipc.state.Registry)."""
+    return f"{prefix}.registry"
+
+
+def prometheus_dir_name(prefix: str) -> str:
+    """The directory (under the shm dir) of the API workers' Prometheus multiprocess files."""
+    return f"{prefix}.prometheus"
 
 
 # --- state blocks (ipc.state.StateBlock names) -------------------------------------------------
@@ -186,6 +224,14 @@ def bar_topic(tf: str, venue: str, symbol: str) -> str:
     return f"bar.{tf}.{venue}.{symbol}"
 
 
+def parse_bar_topic(topic: str) -> tuple[str, str, str] | None:
+    """(tf, venue, symbol) of a `bar_topic`; None for any other topic."""
+    parts = topic.split(".", 3)
+    if len(parts) != 4 or parts[0] + "." != BAR_PREFIX:
+        return None
+    return parts[1], parts[2], parts[3]
+
+
 def features_topic(symbol: str) -> str:
     return f"features.{symbol}"
 
@@ -200,7 +246,14 @@ def context_topic(symbol: str) -> str:
 
 STATE_TOPIC = "state"
 POLY_MARKET_TOPIC = "tick.poly.market"
-TICK_PREFIX, BAR_PREFIX, FEATURES_PREFIX, EDGE_PREFIX = "tick.", "bar.", "features.", "edge."
+BAR_PREFIX, FEATURES_PREFIX, EDGE_PREFIX = "bar.", "features.", "edge."
 POLY_TICK_PREFIX = "tick.poly."
 POLY_BOOK_TOPIC_PREFIX = "tick.poly.book."
+
+
+def poly_book_token(topic: str) -> str:
+    """The outcome token (a POLY_TOKENS entry) of a `tick.poly.book.<token>` topic."""
+    if not topic.startswith(POLY_BOOK_TOPIC_PREFIX):
+        raise ValueError(f"not a Polymarket book topic: {topic!r}")
+    return topic[len(POLY_BOOK_TOPIC_PREFIX):]
 CHAINLINK_TOPIC_PREFIX = "tick.chainlink.price."

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 
 from ipc import shm
-from ipc.names import HEARTBEAT_NAMES
+from ipc.names import HEARTBEAT_NAMES, block_segment, registry_segment
 
 MAGIC_BLOCK = b"TDCSTAT1"
 MAGIC_REGISTRY = b"TDCREGI1"
@@ -90,7 +90,7 @@ class StateBlock:
 
     def __init__(self, shm_dir: str, prefix: str, name: str, size: int = 1 << 20,
                  writer: bool = False):
-        self.path = shm.segment_path(shm_dir, f"{prefix}.state.{name}")
+        self.path = shm.segment_path(shm_dir, block_segment(prefix, name))
         self.size = size
         self._writer = writer
         self._region: SeqlockRegion | None = None
@@ -139,7 +139,7 @@ class Registry:
     """The heartbeat registry: one seqlock slot per actor in `<prefix>.registry`."""
 
     def __init__(self, shm_dir: str, prefix: str):
-        self.path = shm.segment_path(shm_dir, f"{prefix}.registry")
+        self.path = shm.segment_path(shm_dir, registry_segment(prefix))
         size = _HDR + REGISTRY_SLOT_BYTES * len(HEARTBEAT_NAMES)
         mm, _ = shm.create_or_open(self.path, size, _init_magic(MAGIC_REGISTRY),
                                    lambda m: m[0:8] == MAGIC_REGISTRY)

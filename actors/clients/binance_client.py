@@ -13,7 +13,7 @@ Invariants:
 - timeouts, connection errors and 5xx are retried with capped, jittered exponential backoff (a
   5xx's Retry-After, if longer, wins); other 4xx are not retried; after `retries` retries the call
   raises `RestError` (status 0 when no response came);
-- only pure helpers of actors/venues/binance_rest decide what a response means.
+- only pure helpers of actors/venues/binance/rest.py decide what a response means.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import numpy as np
 from ipc import clock
 from actors.venues.binance import rest as br
 from actors.venues.binance.rest import RestError
+from actors.venues.http import backoff_sec
 
 log = logging.getLogger("rest")
 
@@ -111,7 +112,7 @@ class BinanceRestClient:
         self._pause_until = max(self._pause_until, time.monotonic() + sec)
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_max_sec, self.backoff_base_sec * 2 ** attempt) * random.uniform(0.5, 1.0)
+        return backoff_sec(attempt, self.backoff_base_sec, self.backoff_max_sec, random.uniform(0.5, 1.0))
 
     def _count(self, key: str) -> None:
         self.errors[key] = self.errors.get(key, 0) + 1

@@ -20,6 +20,7 @@ import time
 import httpx
 
 from actors.venues import taapi
+from actors.venues.http import backoff_sec
 
 log = logging.getLogger("taapi")
 
@@ -64,8 +65,8 @@ class TaapiClient:
         """Count a failed call and pause: the backoff, or a 429's block if that is longer."""
         self.errors[kind] = self.errors.get(kind, 0) + 1
         self.last_error = f"{kind}: {msg}"[:300]
-        pause_sec = taapi.backoff_sec(self._failures, BACKOFF_BASE_SEC, self.backoff_max_sec,
-                                      random.uniform(0.5, 1.0))
+        pause_sec = backoff_sec(self._failures, BACKOFF_BASE_SEC, self.backoff_max_sec,
+                                random.uniform(0.5, 1.0))
         if block_sec is not None:
             pause_sec = max(pause_sec, block_sec)
         self._failures += 1

@@ -2,8 +2,8 @@
 
 Definitions (DESIGN.md "Features", "Venue facts"):
 - the walk: `slice_usd` is spent on shares, taking the asks best-first (ascending price), each
-  level whole while the money lasts and the last one partly (remaining / price shares), exactly as
-  `OrderBook.walk`. The fee is charged ON TOP of slice_usd (it is not part of the budget);
+  level whole while the money lasts and the last one partly (remaining / price shares)
+  (`walk_with_fee` below). The fee is charged ON TOP of slice_usd (it is not part of the budget);
 - fee per share at a level = rate·(p·(1−p))^exponent at that level's price p (fee_per_share below),
   fee_usd = Σ fee_per_share(p_i)·shares_i over the levels taken;
 - avg_price = Σ p_i·shares_i / shares, avg_fee_per_share = fee_usd / shares,

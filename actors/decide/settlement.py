@@ -22,6 +22,7 @@ Invariants:
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Literal
 
 from ipc.schema import FLAG_GAP
@@ -41,6 +42,12 @@ def up_wins(settlement: float, price_to_beat: float) -> bool:
 def winner(settlement: float, price_to_beat: float) -> str:
     """"UP" or "DOWN" (names.POLY_TOKENS order)."""
     return "UP" if up_wins(settlement, price_to_beat) else "DOWN"
+
+
+def settled_path(decision_log_dir: str | Path) -> Path:
+    """Where the strategy appends its settled windows and calibrate reads them:
+    `<decision_log_dir>/../strategy/settled.jsonl`."""
+    return Path(decision_log_dir).resolve().parent / "strategy" / "settled.jsonl"
 
 
 def twap_start_ns(end_ns: int, lookback_sec: float) -> int:

@@ -18,9 +18,8 @@ from ipc import names
 from actors.features.quality import Mode
 
 EpochNs = Annotated[int, "epoch time, ns"]
-# the bar timeframes and trade venues, spelled by ipc.names (Literal of a tuple: its members)
+# the bar timeframes, spelled by ipc.names (Literal of a tuple: its members)
 BarTf = Literal[names.BAR_TFS]            # type: ignore[valid-type]
-TradeVenue = Literal[names.BINANCE_VENUES]   # type: ignore[valid-type]
 
 
 class TopOfBookDoc(TypedDict):

@@ -50,12 +50,14 @@ from ipc.state import Heartbeat, Registry
 from actors.feed import wsclient
 from actors.feed.sink import Sink
 from actors.venues.envelope import ConnPlan
+from actors.venues.http import backoff_sec
 
 log = logging.getLogger("feed")
 
 OPEN_ERRORS = (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI)
 ROTATE_OVERLAP_SEC = 10.0      # give up waiting for the old connection to catch up after this
 HOLD_MAX = 100_000             # frames a successor may hold back before the switch is forced
+RECONNECT_BASE_SEC = 0.25      # first reconnect delay; doubles per failed attempt up to FEED_BACKOFF_MAX_SEC
 
 
 class Venue(Protocol):
@@ -309,7 +311,8 @@ class Feed:
         conn.connected = False
 
     async def _backoff(self, attempt: int) -> None:
-        await self._sleep(min(self.s.venues.feed_backoff_max_sec, 0.25 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0))
+        await self._sleep(backoff_sec(attempt, RECONNECT_BASE_SEC, self.s.venues.feed_backoff_max_sec,
+                                      random.uniform(0.5, 1.0)))
 
     async def _sleep(self, sec: float) -> None:
         """Sleep, or less if the feed is stopping."""

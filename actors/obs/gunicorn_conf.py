@@ -20,6 +20,8 @@ import shutil
 import threading
 from pathlib import Path
 
+from ipc.names import prometheus_dir_name
+
 PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -48,7 +50,7 @@ log = logging.getLogger("api")
 
 def prometheus_dir(settings) -> Path:
     """`<SHM_DIR>/<SHM_PREFIX>.prometheus`: on tmpfs, and named per system like its segments."""
-    return Path(settings.ipc.shm_dir) / f"{settings.ipc.shm_prefix}.prometheus"
+    return Path(settings.ipc.shm_dir) / prometheus_dir_name(settings.ipc.shm_prefix)
 
 
 def reset_prometheus_dir(path: Path) -> int:

@@ -30,6 +30,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from actors.obs.histogram import cumulative
+from ipc import names
 
 QUALITY_MODES = ("OK", "DEGRADED", "BAD")
 
@@ -130,7 +131,7 @@ class RegistryCollector:
                 c_silent.add_metric([name, conn], float(len(c.get("silent_streams", []))))
         yield from (up, hb_age, uptime, value, *a_fams.values(), *h_fams.values(), overrun,
                     *s_fams.values(), s_age, d_age, d_neg, *c_fams.values(), c_up, c_silent)
-        q = self.view.doc("quality")
+        q = self.view.doc(names.QUALITY_BLOCK)
         mode = GaugeMetricFamily("tdc_quality_mode", "1 for the current data-quality mode", labels=["mode"])
         for m in QUALITY_MODES:
             mode.add_metric([m], 1.0 if q and q.get("mode") == m else 0.0)

@@ -2,7 +2,7 @@
 
 Invariants:
 - every route `actors.api.create_app` adds is described, with its parameters, request body, every
-  status it can answer and a schema for each body; tests/unit/test_api_openapi.py checks the route
+  status it can answer and a schema for each body; tests/unit/test_api_fuzz.py checks the route
   set against the app and fuzzes the app against this document (schemathesis), and the end-to-end
   test validates the live documents of a running system against these schemas;
 - schemas pin what clients rely on (required keys, types, enums, nullability) but leave extra keys
@@ -40,7 +40,6 @@ NUM = {"type": "number"}
 INT = {"type": "integer"}
 NS = {"type": "integer", "description": "epoch time, ns"}
 NUM_OR_NULL = {"type": ["number", "null"]}
-INT_OR_NULL = {"type": ["integer", "null"]}
 STR_LIST = {"type": "array", "items": {"type": "string"}}
 
 

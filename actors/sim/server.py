@@ -1,15 +1,16 @@
 """The built-in exchange's servers: Binance USD-M futures and spot, WebSocket + REST, one process.
 
-I/O and timing only. The markets are actors/sim/market.py and spot.py (spot follows the futures
-latent price, so both venues move together with a small basis); protocols binance.py and spot.py;
-depth book.py; klines klines.py; mark price and liquidations mark.py; REST rest.py; faults
-faults.py; per-venue wiring venue.py; fan-out hub.py.
+I/O and timing only. The markets are actors/sim/market.py and binance/spot_market.py (spot follows
+the futures latent price, so both venues move together with a small basis); protocols
+binance/codec.py (futures) and binance/spot_market.py (spot); depth binance/depth_book.py; klines
+binance/kline_bars.py; mark price and liquidations binance/mark.py; REST binance/rest_api.py; faults
+faults.py; per-venue wiring binance/venue.py; fan-out binance/hub.py.
 
 Ports: futures on `settings.sim.port` (routes `/public/...`, `/market/...`, REST `/fapi/v1/...`),
 spot on `settings.sim.spot_port` (`/ws...`, `/stream?streams=...`, REST `/api/v3/...`),
 Polymarket on `settings.sim.poly_port` (Gamma `/gamma/...`, CLOB `/clob/...`, `/ws/market`, RTDS
 `/rtds`: actors/sim/polymarket/port.py, driven by the futures market). Each port also answers the
-sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py; poly_server.py for Polymarket).
+sim-only `POST /__sim/fault` and `GET /__sim/stats` (faults.py; polymarket/port.py for Polymarket).
 
 Scheduling: one task runs both venues. It wakes at the next market event's emit time
 (`Market.next_emit_ns`, which includes spot) or the next timer (depth, kline, mark), never sooner
@@ -26,22 +27,18 @@ permessage-deflate (the venue does not compress either).
 
 HTTP: the WebSocket server's `process_request` answers REST GETs. websockets only parses GET
 requests without a body, so a POST's body is taken off the byte stream before websockets sees the
-request (`_Conn.data_received`) and handed to the route on the connection.
+request (actors/sim/http.py, `SimConn`) and handed to the route on the connection.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import signal
 import time
 from collections.abc import Callable
 
 import orjson
-from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from actors.sim.binance import codec as binance
@@ -52,69 +49,10 @@ from actors.sim.faults import FaultError, parse_fault
 from actors.sim.binance.hub import OnSent
 from actors.sim.market import Market
 from actors.sim.binance.venue import Venue
+from actors.sim.http import SimConn, json_response
+from actors.sim.polymarket import port as poly_server
 
 log = logging.getLogger("sim")
-
-_COUNTED = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG)
-_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r\n")
-_MAX_HEAD = 64 << 10
-_MAX_BODY = 64 << 10
-
-
-class _Conn(ServerConnection):
-    """A server connection that counts incoming frames against the venue's message limit and
-    takes the body off a POST request (websockets rejects request bodies)."""
-    session: binance.FuturesSession | None = None
-    limited = False
-    _close_task: asyncio.Task | None = None
-    http_body = b""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pre: bytearray | None = bytearray()   # bytes before the request head is complete
-
-    def data_received(self, data: bytes) -> None:
-        pre = self._pre
-        if pre is None:
-            super().data_received(data)
-            return
-        pre += data
-        end = pre.find(b"\r\n\r\n")
-        if end < 0 and len(pre) < _MAX_HEAD:
-            return
-        head = bytes(pre[:end + 4]) if end >= 0 else b""
-        if not head.startswith(b"POST "):
-            self._pre = None
-            super().data_received(bytes(pre))   # a GET (WebSocket or REST): untouched
-            return
-        m = _CONTENT_LENGTH.search(head)
-        n = min(int(m.group(1)), _MAX_BODY) if m else 0
-        if len(pre) < end + 4 + n:
-            return                              # the body is still coming
-        self.http_body = bytes(pre[end + 4:end + 4 + n])
-        self._pre = None
-        super().data_received(_CONTENT_LENGTH.sub(b"", head) + bytes(pre[end + 4 + n:]))
-
-    def process_event(self, event) -> None:
-        if (isinstance(event, Frame) and self.session is not None and not self.limited
-                and event.opcode in _COUNTED):
-            if not self.session.note_incoming(time.monotonic()):
-                self.limited = True
-                log.warning("sim: %s sent more than %d messages/s: closing", self.remote_address,
-                            self.session.msg_limit)
-                self._close_task = self.loop.create_task(self.close(1008, "Too many requests"))
-        super().process_event(event)
-
-
-def _json_response(conn: ServerConnection, status: int, body: str,
-                   headers: list[tuple[str, str]] = ()) -> Response:
-    resp = conn.respond(status, body)
-    del resp.headers["Content-Type"]
-    resp.headers["Content-Type"] = "application/json"
-    for k, v in headers:
-        resp.headers[k] = v
-    return resp
-
 
 def build_venues(settings, market: Market, *, max_send_buffer: int,
                  spot_market: sp.SpotMarket | None = None) -> tuple[Venue, Venue]:
@@ -207,20 +145,20 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
     ports: dict[str, int] = {}
 
     def make_process_request(v: Venue):
-        def process_request(conn: _Conn, request: Request) -> Response | None:
+        def process_request(conn: SimConn, request: Request) -> Response | None:
             path = request.path
             now_ms = clock() // 1_000_000
             if path.startswith("/__sim/"):
                 return sim_route(v, conn, request, now_ms)
             if v.futures and taapi.owns(path):
-                return _json_response(conn, *taapi.answer(request.method, path, conn.http_body, now_ms))
+                return json_response(conn, *taapi.answer(request.method, path, conn.http_body, now_ms))
             if request.method != "GET":
                 return conn.respond(405, "Method Not Allowed\n")
             ip = conn.remote_address[0] if conn.remote_address else "?"
             forced = v.faults.rest_override if v.rest.routes.get(path.partition("?")[0]) else None
             ans = v.rest.handle(path, ip, now_ms, forced() if forced else None)
             if ans is not None:
-                return _json_response(conn, ans[0], ans[2], ans[1])
+                return json_response(conn, ans[0], ans[2], ans[1])
             if v.futures:
                 parsed = binance.parse_ws_path(path)
                 if parsed is None:
@@ -235,25 +173,25 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
             return None
         return process_request
 
-    def sim_route(v: Venue, conn: _Conn, request: Request, now_ms: int) -> Response:
+    def sim_route(v: Venue, conn: SimConn, request: Request, now_ms: int) -> Response:
         p = request.path.partition("?")[0]
         if p == "/__sim/stats" and request.method == "GET":
             body = v.stats(now_ms)
             body["ports"] = ports
-            return _json_response(conn, 200, orjson.dumps(body).decode())
+            return json_response(conn, 200, orjson.dumps(body).decode())
         if p == "/__sim/fault" and request.method == "POST":
             try:
                 f = parse_fault(conn.http_body)
             except FaultError as exc:
-                return _json_response(conn, 400, orjson.dumps({"ok": False, "error": str(exc)}).decode())
+                return json_response(conn, 400, orjson.dumps({"ok": False, "error": str(exc)}).decode())
             log.warning("sim: %s fault %s", v.name, f)
-            return _json_response(conn, 200, orjson.dumps(v.apply_fault(f)).decode())
+            return json_response(conn, 200, orjson.dumps(v.apply_fault(f)).decode())
         return conn.respond(404, "Not Found\n")
 
     def make_handler(v: Venue):
         hub = v.hub
 
-        async def handler(conn: _Conn) -> None:
+        async def handler(conn: SimConn) -> None:
             sess = conn.session
             assert sess is not None
             hub.attach(conn)
@@ -280,11 +218,9 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
 
     def ws(v: Venue, p: int, pi, pt):
         return ws_serve(make_handler(v), settings.sim.host, p,
-                        process_request=make_process_request(v), create_connection=_Conn,
+                        process_request=make_process_request(v), create_connection=SimConn,
                         compression=None, ping_interval=pi, ping_timeout=pt, server_header=None,
                         logger=logging.getLogger("sim.ws"))
-
-    from actors.sim.polymarket import port as poly_server  # imports this module: not at the top
 
     fport = settings.sim.port if port is None else port
     sport = settings.sim.spot_port if spot_port is None else spot_port

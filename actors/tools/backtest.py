@@ -32,31 +32,33 @@ import orjson
 
 from ipc import names, recording
 from ipc.bus import Subscriber, free_tcp_port
-from actors.decide.settlement import PriceToBeat, settlement_price, up_wins
+from ipc.schema import CHAINLINK
+from actors.decide.settlement import PriceToBeat, settlement_price, winner
 from actors.venues.polymarket import chainlink
 
 ROOT = Path(__file__).resolve().parents[2]
+_TS, _PRICE = CHAINLINK.names.index("ts_event_ns"), CHAINLINK.names.index("price")   # in a parser's record tuple
 
 
 # --- pure scoring ------------------------------------------------------------------------------
 def chainlink_series(root: Path) -> list[tuple[int, float]]:
     """(observation ns, price) of every Chainlink observation in the recording, sorted, unique."""
     seen: dict[int, float] = {}
-    for rec in recording.iter_venue(Path(root), "chainlink"):
+    for rec in recording.iter_venue(Path(root), names.CHAINLINK):
         if rec["stream"].startswith("_") and rec["stream"] != "_batch":
             continue
         try:
             d = chainlink.parse_frame(recording.frame_bytes(rec), rec["ts_recv_ns"])
         except ValueError:
             continue
-        for rec_ in (d.recs if d.kind == "chainlink" else ()):
-            seen[int(rec_[0])] = float(rec_[-1])
+        for rec_ in (d.recs if d.kind == names.CHAINLINK_RING.kind else ()):
+            seen[int(rec_[_TS])] = float(rec_[_PRICE])
     return sorted(seen.items())
 
 
 def settlements(series: list[tuple[int, float]], window_sec: int) -> dict[int, dict]:
     """Window start (s) -> price to beat (first observation at or after the start)."""
-    arr = np.zeros(len(series), dtype=[("ts_event_ns", "<i8"), ("price", "<f8"), ("flags", "<u4")])
+    arr = np.zeros(len(series), dtype=CHAINLINK)
     if series:
         arr["ts_event_ns"], arr["price"] = zip(*series)
     ptb = PriceToBeat(window_sec)
@@ -103,9 +105,8 @@ def score(edges: list[dict], series: list[tuple[int, float]], window_sec: int) -
         if beat is None or final is None:
             row.update(outcome=None, pnl_usd=None, reason="unsettled: the recording does not cover it")
             continue
-        up_won = up_wins(final, beat)
-        row["outcome"] = "UP" if up_won else "DOWN"
-        payoff = sum(s["shares"] for s in row["slices"] if (s["side"] == "UP") == up_won)
+        row["outcome"] = winner(final, beat)
+        payoff = sum(s["shares"] for s in row["slices"] if s["side"] == row["outcome"])
         row["pnl_usd"] = payoff - cost
         total += row["pnl_usd"]
     pct = (lambda q: float(np.percentile(edge_bps, q)) if edge_bps else None)

@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-from pathlib import Path
 
 import orjson
 
-from actors.decide.settlement import winner
+from actors.decide.settlement import settled_path, winner
 
 
 def reliability(pairs, bins: int = 10) -> list[dict]:
@@ -88,7 +87,7 @@ def main(argv: list[str]) -> int:
     if a.dir is None:
         from config.settings import load_settings
         a.dir = load_settings().decisions.decision_log_dir
-    settled_file = a.settled or str(Path(a.dir).resolve().parent / "strategy" / "settled.jsonl")
+    settled_file = a.settled or str(settled_path(a.dir))
     if not os.path.exists(settled_file):
         print(f"no settled windows file {settled_file} (run the strategy, or pass --settled)")
         return 2

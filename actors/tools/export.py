@@ -4,7 +4,8 @@ Writes, under OUT:
   frames/<venue>.parquet          every frame as recorded: seq, ts_recv_ns, run, conn, stream, meta, frame
   records/<venue>.<kind>.parquet  the records the feeds would have stored (same parsers, same numpy
                                   dtypes as the shared-memory rings: ipc/schema.py), one column per field
-Venues whose frames are not one-record-per-frame (Polymarket books) are exported as frames only.
+A frame gives all its records (a `_batch` frame several). Venues without a pure per-frame parser
+here (Polymarket: its book records need the book state kept across frames) are exported as frames only.
 
 Invariants: parsing is the venue modules' pure `parse_frame`; a frame that does not parse is
 counted in the summary, never dropped from `frames/`.

@@ -9,7 +9,10 @@ Invariants:
   dtype's field order; for 'ack'/'error' `recs` holds the decoded message; for 'unknown' and
   'control' it is empty;
 - a frame that cannot be decoded raises `FrameError` (a ValueError), built by `fail`, which quotes
-  at most FRAME_SNIPPET bytes of it;
+  at most FRAME_SNIPPET bytes of it; `load_json` is the JSON prelude every text venue shares
+  (FrameError when not JSON), and `control_text` recognises the bare control texts ('', 'PING',
+  'PONG', whitespace aside) some venues send outside JSON; the Binance parser keeps its own inline
+  copy of the prelude, because it is the hot path and a function call per frame costs throughput;
 - this module is the venue layer's: the I/O shell imports it, never the other way round.
 """
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["FrameError", "Decoded", "fail", "ConnPlan", "FRAME_SNIPPET"]
+import orjson
+
+__all__ = ["FrameError", "Decoded", "fail", "load_json", "control_text", "ConnPlan", "FRAME_SNIPPET"]
 
 FRAME_SNIPPET = 200
 
@@ -35,6 +40,28 @@ class Decoded(NamedTuple):
 def fail(why: str, frame: bytes | str) -> FrameError:
     """A FrameError saying `why`, quoting the start of `frame`."""
     return FrameError(f"{why}: {frame[:FRAME_SNIPPET]!r}")
+
+
+def load_json(frame: bytes | str) -> object:
+    """The frame's JSON value; FrameError (quoting the frame) when it is not JSON."""
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise fail(f"not JSON ({exc})", frame) from None
+
+
+_CONTROL_STR = {"": "", "PING": "PING", "PONG": "PONG"}
+_CONTROL_BYTES = {b"": "", b"PING": "PING", b"PONG": "PONG"}
+
+
+def control_text(frame: bytes | str) -> str | None:
+    """'', 'PING' or 'PONG' when the frame is only that text (surrounding whitespace aside), else
+    None; FrameError when the frame is neither bytes nor str."""
+    if type(frame) is str:
+        return _CONTROL_STR.get(frame.strip())
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        return _CONTROL_BYTES.get(bytes(frame).strip())    # bytes: no copy unless it has whitespace
+    raise FrameError(f"frame is {type(frame).__name__}, not bytes or str")
 
 
 @dataclass(frozen=True)

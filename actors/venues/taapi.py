@@ -38,7 +38,7 @@ from ipc.names import INDICATOR_FIELDS as FIELDS, INDICATOR_PARAMS as PARAMS, IN
 from actors.venues.http import header
 
 __all__ = ["Bulk", "Pacer", "bulk_body", "parse_bulk", "taapi_symbol", "block_sec",
-           "error_message", "backoff_sec", "MAX_CALCULATIONS"]
+           "error_message", "MAX_CALCULATIONS"]
 
 MAX_CALCULATIONS = 20
 # quote assets, longest first, to split "BTCUSDT" into "BTC/USDT"
@@ -182,11 +182,6 @@ def error_message(body: bytes) -> str:
         if err is not None:
             return str(err)[:300]
     return body[:200].decode("utf-8", "replace")
-
-
-def backoff_sec(attempt: int, base_sec: float, cap_sec: float, u: float = 1.0) -> float:
-    """Capped exponential backoff `min(cap, base·2^attempt)`, scaled by a jitter `u` in [0.5, 1]."""
-    return min(cap_sec, base_sec * 2 ** min(attempt, 30)) * u
 
 
 class Pacer:

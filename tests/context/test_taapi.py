@@ -21,6 +21,7 @@ from actors.context import context_ring
 from actors.features import indicators as ind
 from actors.sim.server import serve
 from config.settings import Settings, load_settings
+from ipc import names
 from ipc.ring import RingReader
 from ipc.schema import KLINE
 from ipc.state import StateBlock
@@ -116,7 +117,7 @@ def taapi_settings(prefix, sim, sub, **kw):
 
 
 def block(s) -> dict:
-    return StateBlock(SHM_DIR, s.ipc.shm_prefix, "indicators").read() or {}
+    return StateBlock(SHM_DIR, s.ipc.shm_prefix, names.INDICATORS_BLOCK).read() or {}
 
 
 def entries(s) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema_rs
 from prometheus_client.parser import text_string_to_metric_families
 
+from ipc import names
 from tests.support.system import ROOT
 from tests.support.wait import wait_for
 
@@ -103,8 +104,11 @@ def check_metrics_and_openapi(system) -> None:
     assert actor_counter(fams, "feed_spot", "publish_skipped") > 0
     for actor in ("feed_futures", "feed_spot", "feed_poly", "feed_chainlink"):
         assert value(fams, "tdc_feed_parse_errors_total", actor=actor) == 0, actor
-    assert value(fams, "tdc_ring_overrun_records_total", actor="compute", ring="futures.trade") == 0
-    assert value(fams, "tdc_compute_tick_overruns_total", actor="compute") >= 0
+    assert value(fams, "tdc_ring_overrun_records_total", actor="compute", ring=names.FUTURES_RINGS["trade"].key()) == 0
+    # tick overruns depend on the machine's load, so not asserted 0: a presence check, exact against
+    # the heartbeat counter the family is built from (same scrape, same heartbeat snapshot)
+    assert value(fams, "tdc_compute_tick_overruns_total", actor="compute") == \
+        actor_counter(fams, "compute", "tick_overruns")
 
     # --- API latency: exactly our own requests (2 workers merged; the stale file was cleaned) --
     before = fams.get("tdc_api_request_duration_seconds")
@@ -115,7 +119,7 @@ def check_metrics_and_openapi(system) -> None:
     inc, n = histogram(fams, "tdc_api_request_duration_seconds", route=PROBE_ROUTE, method="GET", status="200")
     assert n == OWN_REQUESTS, f"expected {OWN_REQUESTS} requests, scrape says {n}"
     assert histogram(fams, "tdc_api_request_duration_seconds", route="/metrics", method="GET", status="200")[1] >= 2
-    assert len(list((Path(system.settings().ipc.shm_dir) / f"{system.env['SHM_PREFIX']}.prometheus")
+    assert len(list((Path(system.settings().ipc.shm_dir) / names.prometheus_dir_name(system.env['SHM_PREFIX']))
                     .glob("histogram_*.db"))) >= 1
 
     # --- the live documents against the published OpenAPI schemas -----------------------------

@@ -9,6 +9,7 @@ from collections import Counter
 
 import httpx
 
+from ipc import names
 from ipc import recording
 from ipc.bus import Subscriber
 
@@ -25,7 +26,7 @@ class BarTap:
     the values after a given trade must not)."""
 
     def __init__(self, url: str, symbol: str = "BTCUSDT"):
-        self.sub = Subscriber(url, ("bar.", f"features.{symbol}"))
+        self.sub = Subscriber(url, (names.BAR_PREFIX, names.features_topic(symbol)))
         self.bars: dict[tuple, dict] = {}
         self.feats: dict[tuple, dict] = {}
         self.lost = 0
@@ -39,7 +40,7 @@ class BarTap:
             if ev is None:
                 continue
             self.lost += ev.lost
-            if ev.topic.startswith("features."):
+            if ev.topic.startswith(names.FEATURES_PREFIX):
                 for venue, f in ev.msg["venues"].items():
                     if f.get("last_trade_id") is not None:
                         vwap = {k: v for k, v in f["vwap"].items() if k != "age_ms"}

@@ -61,7 +61,7 @@ def book_reader(st):
 
 
 def test_rollover_across_windows_without_gap_or_carry_over(stack):
-    sub = Subscriber(stack.env["ZMQ_PUB_URL"], ("tick.poly.",))
+    sub = Subscriber(stack.env["ZMQ_PUB_URL"], (names.POLY_TICK_PREFIX,))
     markets, books = [], []
     deadline = time.monotonic() + 4 * WINDOW_SEC + 10
     while len(markets) < 2:
@@ -69,9 +69,9 @@ def test_rollover_across_windows_without_gap_or_carry_over(stack):
         ev = sub.recv(200)
         if ev is None:
             continue
-        if ev.topic == "tick.poly.market":
+        if ev.topic == names.POLY_MARKET_TOPIC:
             markets.append((time.time_ns(), ev.msg))
-        elif ev.topic.startswith("tick.poly.book.") and markets:
+        elif ev.topic.startswith(names.POLY_BOOK_TOPIC_PREFIX) and markets:
             books.append((time.time_ns(), ev.topic, ev.msg))
     sub.close()
     (t1, m1), (t2, m2) = markets

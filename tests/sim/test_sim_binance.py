@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from actors.sim.server import serve
+from actors.venues.binance import parse as binance_parse
 from config.settings import Settings
 
 PRICE = re.compile(r"^\d+\.\d{2}$")
@@ -141,7 +142,7 @@ def test_frames_are_exactly_the_live_format_and_sequences_hold():
 
 
 def test_sim_frames_parse_with_the_project_parser():
-    parser = pytest.importorskip("actors.venues.binance.parse")
+    parser = binance_parse
 
     async def main():
         async with sim(rate=400) as port:

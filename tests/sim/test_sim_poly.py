@@ -85,10 +85,9 @@ def test_gamma_markets_and_events_shaped_like_the_capture():
                 listed = time.strptime(m["startDate"][:19], "%Y-%m-%dT%H:%M:%S")
                 assert abs(time.mktime(listed) - time.mktime(time.gmtime(start - 86400))) < 120
                 assert m["active"] is True and m["closed"] is False and m["acceptingOrders"] is True
-                if gmv is not None:
-                    wi = gmv.parse_market(r.content, True, w["slug"])
-                    assert (wi.up_token, wi.down_token, wi.start_s) == (ids[0], ids[1], start)
-                    assert wi.fee.rate == 0.07 and wi.twap_enabled and wi.twap_lookback_sec == 60
+                wi = gmv.parse_market(r.content, True, w["slug"])
+                assert (wi.up_token, wi.down_token, wi.start_s) == (ids[0], ids[1], start)
+                assert wi.fee.rate == 0.07 and wi.twap_enabled and wi.twap_lookback_sec == 60
                 # the event endpoint: the event with markets[]
                 r = await sim.get("/gamma/events", slug=w["slug"])
                 ev = r.json()
@@ -137,8 +136,7 @@ def test_price_to_beat_appears_after_the_delay_and_is_the_chainlink_start_price(
             st = await sim.stats()
             assert st["chainlink"]["window_start_prices"][str(nxt["start"])] == ptb
             assert st["schedule"]["current"]["price_to_beat"] == ptb
-            if gmv is not None:
-                assert gmv.parse_market([m], True).price_to_beat == ptb
+            assert gmv.parse_market([m], True).price_to_beat == ptb
             # the RTDS observation of the start second is that price
             def obs():
                 for d in rd.objs():
@@ -219,8 +217,7 @@ def test_ws_dump_stream_and_rest_book_agree():
                     rb = r.json()
                     assert list(rb) == list(real_rest)
                     assert rb["neg_risk"] is False and rb["min_order_size"] == "5"
-                    if pmv is not None:
-                        pmv.parse_rest_book(r.content)
+                    pmv.parse_rest_book(r.content)
                     await rd.wait(lambda: rb["hash"] in _rebuild(books, rd), 3,
                                   "the REST hash on the WebSocket")
                     _tok, bids, asks = books.at_hash[rb["hash"]]
@@ -249,8 +246,7 @@ def _rebuild(books: Books, rd: Reader) -> dict:
         t = rd.frames[i][1]
         if t == "PONG":
             continue
-        if pmv is not None:
-            pmv.parse_frame(t, 0)                 # every frame parses on the consumer's side
+        pmv.parse_frame(t, 0)                 # every frame parses on the consumer's side
         for d in (json.loads(t) if t.startswith("[") else [json.loads(t)]):
             books.apply(d)
             if getattr(books, "check", None):
@@ -368,8 +364,7 @@ def test_window_rollover_closes_the_old_market_and_streams_the_next():
                            for e in d.get("price_changes", ())), "next window's books not flowing"
                 res = [d for d in late if d["event_type"] == "market_resolved"]
                 assert len(res) == 1 and set(res[0]["assets_ids"]) == toks_old
-                if pmv is not None:
-                    pmv.parse_frame(orjson.dumps(res[0]), 0)
+                pmv.parse_frame(orjson.dumps(res[0]), 0)
                 rd.stop()
             # REST: the old book is gone after the resolution delay; Gamma says closed
             r = await sim.get("/clob/book", token_id=old["up_token"])
@@ -436,6 +431,5 @@ def test_hourly_and_15m_schedules_use_the_consumer_slugs():
     w = s1h.window(s1h.start_of(now))
     assert w.slug.startswith("bitcoin-up-or-down-") and w.slug.endswith("-et")
     assert s1h.lookup(w.slug, now) == w
-    if gmv is not None:
-        assert w.slug == gmv.slug("1h", w.start)
-        assert s1h.lookup(gmv.slug_candidates("1h", w.start)[-1], now) == w
+    assert w.slug == gmv.slug("1h", w.start)
+    assert s1h.lookup(gmv.slug_candidates("1h", w.start)[-1], now) == w

@@ -90,7 +90,7 @@ class Actor:
 
     # --- what the test reads from shared memory ------------------------------------------------
     def state(self) -> dict:
-        return StateBlock(SHM_DIR, self.s.ipc.shm_prefix, "context").read() or {}
+        return StateBlock(SHM_DIR, self.s.ipc.shm_prefix, names.CONTEXT_BLOCK).read() or {}
 
     def tf(self, tf: str) -> dict:
         return self.state().get("tfs", {}).get(tf, {})

@@ -12,22 +12,10 @@ import httpx
 from actors.sim.server import serve
 from config.settings import Settings
 
-try:
-    from actors.venues.polymarket import clob as pmv
-except ImportError:          # the consumer's parsers are optional for these tests
-    pmv = None
-try:
-    from actors.venues.polymarket import rtds as rtv
-except ImportError:
-    rtv = None
-try:
-    from actors.venues.polymarket import gamma as gmv
-except ImportError:
-    gmv = None
-try:
-    from actors.venues.polymarket.book import OrderBook
-except ImportError:
-    OrderBook = None
+from actors.venues.polymarket import clob as pmv
+from actors.venues.polymarket import gamma as gmv
+from actors.venues.polymarket import rtds as rtv
+from actors.venues.polymarket.book import OrderBook
 
 NS = 1_000_000_000
 
@@ -92,50 +80,8 @@ async def poly_sim(window_sec: int = 20, lead: float | None = None, **kw):
         await asyncio.wait_for(task, 5)
 
 
-class DictBook:
-    """A minimal book (used when actors.venues.polymarket.book is absent)."""
-
-    def __init__(self):
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
-        self.valid = False
-
-    def apply_snapshot(self, bids, asks, ts_ms, tick_size=None):
-        self.bids = {round(p, 6): s for p, s in bids if s > 0}
-        self.asks = {round(p, 6): s for p, s in asks if s > 0}
-        self.valid = True
-
-    def apply_change(self, side, price, size):
-        if not self.valid:
-            return
-        d = self.bids if side == "bid" else self.asks
-        if size > 0:
-            d[round(price, 6)] = size
-        else:
-            d.pop(round(price, 6), None)
-
-    def invalidate(self, reason, new_tick_size=None):
-        self.valid = False
-        self.bids, self.asks = {}, {}
-
-    def best_bid(self):
-        return max(self.bids) if self.bids else None
-
-    def best_ask(self):
-        return min(self.asks) if self.asks else None
-
-    def levels(self, side):
-        if side == "bid":
-            return sorted(self.bids.items(), reverse=True)
-        return sorted(self.asks.items())
-
-    def check_best(self, bb, ba):
-        return (self.best_bid() == (None if bb is None else round(bb, 6))
-                and self.best_ask() == (None if ba is None else round(ba, 6)))
-
-
 def new_book():
-    return OrderBook() if OrderBook is not None else DictBook()
+    return OrderBook()
 
 
 def _f(x) -> float | None:
@@ -143,8 +89,8 @@ def _f(x) -> float | None:
 
 
 class Books:
-    """Books of some tokens rebuilt from CLOB frames (plain JSON, so it works without the
-    consumer's parsers); counts mismatches of the venue's best_bid/best_ask; keeps the levels
+    """Books of some tokens rebuilt from CLOB frames (plain JSON into the consumer's OrderBook);
+    counts mismatches of the venue's best_bid/best_ask; keeps the levels
     at each hash seen, to compare with a REST answer."""
 
     def __init__(self, tokens):

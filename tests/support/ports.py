@@ -1,11 +1,8 @@
-"""Free TCP ports on 127.0.0.1, so every test stack binds its own and tests never collide."""
+"""Free TCP ports on 127.0.0.1, so every test stack binds its own and tests never collide.
+
+`free_port` is ipc.bus.free_tcp_port (one implementation: what the backtest's private bus uses)."""
 from __future__ import annotations
 
-import socket
+from ipc.bus import free_tcp_port as free_port
 
-
-def free_port() -> int:
-    """A port the OS reports free right now (bound and released; taken by the caller at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port"]

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from actors.decide.accumulate import SCHEMA, Accumulator, DictStore
+from ipc import names
 from ipc import shm
 from ipc.state import StateBlock
 
@@ -141,7 +142,7 @@ def shm_prefix():
 
 def _restart(prefix, **kw):
     """A new process: a fresh writer attachment to the same block and a new Accumulator."""
-    blk = StateBlock("/dev/shm", prefix, "accumulate", size=4096, writer=True)
+    blk = StateBlock("/dev/shm", prefix, names.ACCUMULATE_BLOCK, size=4096, writer=True)
     return acc(blk, **{"max_slices": 3, "max_usd": 25.0, **kw})
 
 
@@ -172,7 +173,7 @@ def test_restart_with_real_stateblock(shm_prefix):
     e = _restart(shm_prefix, max_usd=100.0)           # the slice count survived: 3 of 3
     assert e.consider(T + 600 * NS, W0, "BUY_UP")["reason"] == "max_slices"
 
-    reader = StateBlock("/dev/shm", shm_prefix, "accumulate")
+    reader = StateBlock("/dev/shm", shm_prefix, names.ACCUMULATE_BLOCK)
     assert reader.read()["slices"] == 3
     e.consider(W1, W1, "BUY_UP")                      # rollover resets, and is persisted
     assert reader.read()["window_start_ns"] == W1 and reader.read()["slices"] == 1

@@ -22,6 +22,7 @@ from actors.feed.sink import Sink
 from actors.obs.gunicorn_conf import prometheus_dir, reset_prometheus_dir
 from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram, cumulative
 from config.settings import load_settings
+from ipc import names
 from ipc.ring import RingWriter
 from ipc.schema import TRADE
 from ipc.shm import unlink_prefix
@@ -105,8 +106,8 @@ def _trade(event_ns, recv_ns, trade_id):
 
 
 def test_sink_records_data_age_and_gap_markers(prefix):
-    ring = RingWriter("/dev/shm", f"{prefix}.BTCUSDT.futures.trade", TRADE, 1024)
-    sink, pub = Sink("trade", ring, b"tick.futures.trade.BTCUSDT"), NullPub()
+    ring = RingWriter("/dev/shm", names.FUTURES_RINGS["trade"].name(prefix, "BTCUSDT"), TRADE, 1024)
+    sink, pub = Sink("trade", ring, names.FUTURES_RINGS["trade"].topic("BTCUSDT").encode()), NullPub()
     t0 = 1_700_000_000_000_000_000
     assert "data_age" not in sink.counters()              # nothing observed yet: no series
     for i, age_ns in enumerate((0, 1 * MS, 3 * MS, 7_000 * MS, -2 * MS)):
@@ -160,7 +161,7 @@ def test_heartbeats_render_as_prometheus_families(prefix):
               "streams": {"trade": {"written": 4, "gap_markers": 1, "last_recv_ns": 0,
                                     "data_age": age.doc()}}})
     Heartbeat(reg, "compute").beat({"tick_overruns": 3, "published": 7},
-                                   hist={"tick_duration": tick.doc()}, rings={"futures.trade": 12})
+                                   hist={"tick_duration": tick.doc()}, rings={names.FUTURES_RINGS["trade"].key(): 12})
     c = testing.TestClient(create_app(ShmView(s), s))
     r = c.simulate_get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
@@ -173,7 +174,7 @@ def test_heartbeats_render_as_prometheus_families(prefix):
     assert sum_s == pytest.approx(9.043)
     assert _check_histogram(fams["tdc_compute_tick_duration_seconds"], actor="compute") == 2
     one = lambda name, **kw: [s.value for s in _samples(fams[name], **kw)][0]   # noqa: E731
-    assert one("tdc_ring_overrun_records", actor="compute", ring="futures.trade") == 12
+    assert one("tdc_ring_overrun_records", actor="compute", ring=names.FUTURES_RINGS["trade"].key()) == 12
     assert one("tdc_feed_parse_errors", actor="feed_futures") == 4
     assert one("tdc_zmq_published_messages", actor="compute") == 7
     assert one("tdc_zmq_publish_dropped_messages", actor="feed_futures") == 1
@@ -252,7 +253,7 @@ def test_multiprocess_dir_lifecycle(tmp_path):
 
 def test_sink_pending_ages_stay_bounded(prefix):
     from actors.feed.sink import AGE_FLUSH_MASK
-    ring = RingWriter("/dev/shm", f"{prefix}.BTCUSDT.futures.trade", TRADE, 1024)
+    ring = RingWriter("/dev/shm", names.FUTURES_RINGS["trade"].name(prefix, "BTCUSDT"), TRADE, 1024)
     sink, pub = Sink("trade", ring, b"t"), NullPub()
     pub.publish = lambda topic, doc: None
     t0 = 1_700_000_000_000_000_000

@@ -55,6 +55,28 @@ def test_ring_and_topic_names_are_the_design_names():
         names.venue_ring(names.SPOT, "mark")
 
 
+def test_segment_and_topic_parsers_invert_the_builders(tmp_path):
+    """Every name a reader parses or globs is one the builders make (and nothing else matches)."""
+    assert names.FUTURES_RINGS["trade"].key() == "futures.trade"
+    assert names.context_kline_ring("1m").key() == "context.kline_1m"
+    assert names.block_segment("p", names.FEATURES_BLOCK) == "p.state.features"
+    assert names.registry_segment("p") == "p.registry"
+    assert names.prometheus_dir_name("p") == "p.prometheus"
+    made = [names.frame_ring_name("p", names.venue_symbol(v, "BTCUSDT"), v) for v in names.VENUE_RINGS]
+    for n in made + ["p.BTCUSDT.futures.trade", "p.registry", "q.BTCUSDT.spot.frames"]:
+        (tmp_path / n).touch()
+    assert sorted(x.name for x in tmp_path.glob(names.frame_ring_glob("p"))) == sorted(made)
+    assert [names.frame_ring_venue(n) for n in made] == list(names.VENUE_RINGS)
+    with pytest.raises(ValueError, match="not a frame ring"):
+        names.frame_ring_venue("p.BTCUSDT.futures.trade")
+    assert names.parse_bar_topic(names.bar_topic("15s", names.SPOT, "BTCUSDT")) == ("15s", "spot", "BTCUSDT")
+    assert names.parse_bar_topic(names.features_topic("BTCUSDT")) is None
+    assert names.parse_bar_topic("bar.5s.spot") is None
+    assert [names.poly_book_token(names.POLY_BOOK_RING.token_topic(i)) for i in (0, 1)] == list(names.POLY_TOKENS)
+    with pytest.raises(ValueError, match="not a Polymarket book topic"):
+        names.poly_book_token(names.POLY_TRADE_RING.token_topic(0))
+
+
 def test_one_timeframe_table():
     for subset in (names.BAR_TFS, names.KLINE_TFS, names.POLY_SERIES):
         assert set(subset) <= set(names.TIMEFRAME_SEC)

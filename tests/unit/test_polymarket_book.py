@@ -3,7 +3,7 @@
 ws_book_and_price_change_burst_2026.json is one binary market: a `book` of the UP token, 49
 `price_change` batches each carrying one entry per token (UP and DOWN, complementary prices, same
 size), then the UP `book` resent after a trade. There is no DOWN snapshot in the file; the DOWN book
-is seeded with the complement of the UP snapshot (polybook.complement), which the capture itself
+is seeded with the complement of the UP snapshot (actors.venues.polymarket.book.complement), which the capture itself
 justifies: every DOWN best_bid/best_ask it carries is then reproduced.
 """
 from __future__ import annotations

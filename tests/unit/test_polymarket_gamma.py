@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from actors.venues.polymarket.gamma import (SERIES, FeeSchedule, GammaError, MarketNotFound, WindowInfo, markets_path, parse_market, slug, slug_candidates, window_start)
+from ipc import names
 from tests.support.fixtures import POLYMARKET, need
 
 MAR = "gamma_market_btc_updown_5m_2026-03.json"
@@ -171,7 +172,13 @@ def test_fuzz_only_gamma_error(d):
 def test_series_table():
     assert SERIES["5m"] == ("btc-updown-5m", 300)
     assert SERIES["15m"] == ("btc-updown-15m", 900)
-    assert SERIES["1h"][1] == 3600
+    assert SERIES["1h"] == ("bitcoin-up-or-down", 3600)
+
+
+def test_series_are_the_declared_polymarket_series():
+    """gamma's slug table covers exactly ipc.names.POLY_SERIES, in its order, with its window lengths."""
+    assert tuple(SERIES) == names.POLY_SERIES == ("5m", "15m", "1h")
+    assert {tf: sec for tf, (_, sec) in SERIES.items()} == {tf: names.tf_sec(tf) for tf in names.POLY_SERIES}
 
 
 def test_window_start_floors():

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.api import ShmView, create_app
 from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
 from config.settings import load_settings
+from ipc import names
 from ipc.shm import unlink_prefix
 from ipc.state import Heartbeat, Registry, StateBlock
 
@@ -72,8 +73,8 @@ def rendered_names():
                   "streams": {"trade": {"written": 1, "duplicates": 0, "id_gaps": 0, "ids_missing": 0,
                                         "gap_markers": 0, "last_recv_ns": 1, "data_age": h.doc()}}})
         Heartbeat(reg, "compute").beat({"tick_overruns": 0}, hist={"tick_duration": h.doc()},
-                                       rings={"futures.trade": 0})
-        StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, "quality", writer=True).write({"mode": "OK", "reasons": []})
+                                       rings={names.FUTURES_RINGS["trade"].key(): 0})
+        StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.QUALITY_BLOCK, writer=True).write({"mode": "OK", "reasons": []})
         c = testing.TestClient(create_app(ShmView(s), s))
         c.simulate_get("/health")
         text = c.simulate_get("/metrics").text

@@ -18,6 +18,7 @@ from actors.features import indicators as ind
 from actors.sim.taapi_bulk import BLOCK_EXTEND_SEC, BURST, TaapiSim
 from actors.clients.taapi_client import TaapiClient, TaapiError
 from actors.venues import taapi
+from actors.venues.http import backoff_sec
 from tests.support.kline_server import kline_row
 
 MIN = 60_000
@@ -143,8 +144,9 @@ def test_block_and_error_messages():
 
 
 def test_backoff_and_pacer():
-    assert [taapi.backoff_sec(a, 1.0, 10.0) for a in range(6)] == [1, 2, 4, 8, 10, 10]
-    assert taapi.backoff_sec(3, 1.0, 60.0, 0.5) == 4.0
+    assert [backoff_sec(a, 1.0, 10.0) for a in range(6)] == [1, 2, 4, 8, 10, 10]
+    assert backoff_sec(3, 1.0, 60.0, 0.5) == 4.0
+    assert backoff_sec(5000, 0.25, 30.0) == 30.0         # no overflow however long it has failed
     p = taapi.Pacer(4.0)
     assert p.delay(100.0) == 0.0
     p.sent(100.0)

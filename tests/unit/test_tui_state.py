@@ -9,6 +9,7 @@ from rich.console import Console
 
 from actors.tools.tui.state import REST_FALLBACK_QUIET_NS, SEC_NS, STATE_PATH, DashState
 from actors.tools.tui.view import Ui, render, split_keys
+from ipc import names
 from ipc.bus import Subscriber
 
 T0 = 1_795_489_366_200_000_000
@@ -106,7 +107,7 @@ def test_first_screen_from_rest():
 
 def test_missing_values_show_their_reason_never_a_number():
     st = loaded()
-    st.apply_bus("features.BTCUSDT", features(T0 + SEC_NS, warm=False), 0, False, T0 + SEC_NS)
+    st.apply_bus(names.features_topic("BTCUSDT"), features(T0 + SEC_NS, warm=False), 0, False, T0 + SEC_NS)
     flow = {label: v for label, v, _ in st.flow_rows()}
     assert flow["σ fast (ann.)"].value is None
     assert flow["σ fast (ann.)"].reason == "warming up: 2 of 30 one-second returns"
@@ -123,7 +124,7 @@ def test_missing_values_show_their_reason_never_a_number():
 
 def test_newer_document_wins_whatever_its_source():
     st = loaded()
-    st.apply_bus("features.BTCUSDT", features(T0 + 2 * SEC_NS, last=65100.0), 0, False, T0 + 2 * SEC_NS)
+    st.apply_bus(names.features_topic("BTCUSDT"), features(T0 + 2 * SEC_NS, last=65100.0), 0, False, T0 + 2 * SEC_NS)
     st.apply_rest("/latest/features", 200, features(T0 + SEC_NS, last=64900.0), None, T0 + 3 * SEC_NS)
     assert dict(st.price_rows(T0))["futures last"].value == 65100.0
 
@@ -133,21 +134,22 @@ def test_replayed_documents_compare_by_data_time_not_publish_time():
     snapshot and the topic carry the same data-time ts_ns, so the newer tick still wins."""
     st = loaded()
     wall = T0 + 3600 * SEC_NS
-    st.apply_bus("features.BTCUSDT", {**features(T0 + SEC_NS, last=65100.0), "pub_ts_ns": wall}, 0, False, wall)
+    st.apply_bus(names.features_topic("BTCUSDT"), {**features(T0 + SEC_NS, last=65100.0), "pub_ts_ns": wall},
+                 0, False, wall)
     st.apply_rest("/latest/features", 200, features(T0 + 2 * SEC_NS, last=65200.0), None, wall)
     assert dict(st.price_rows(T0))["futures last"].value == 65200.0
 
 
 def test_bus_gaps_and_restarts_come_from_the_subscriber():
-    sub = Subscriber("tcp://127.0.0.1:1", ("edge.",))      # no bus needed: only its seq bookkeeping
+    sub = Subscriber("tcp://127.0.0.1:1", (names.EDGE_PREFIX,))      # no bus needed: only its seq bookkeeping
     try:
         st = loaded()
         for boot, seq in ((7, 1), (7, 2), (7, 6), (8, 1), (8, 2)):
             msg = edge(T0 + seq * SEC_NS)
             msg.update(boot=boot, seq=seq)
-            ev = sub.observe("edge.BTCUSDT", msg)
+            ev = sub.observe(names.edge_topic("BTCUSDT"), msg)
             st.apply_bus(ev.topic, ev.msg, ev.lost, ev.restarted, T0 + seq)
-        t = st.topics["edge.BTCUSDT"]
+        t = st.topics[names.edge_topic("BTCUSDT")]
         assert (t.received, t.gaps, t.lost, t.restarts) == (5, 1, 3, 1)
         assert st.bus_totals() == (5, 1, 3, 1)
         assert "seq gaps 1 (lost 3) · restarts 1" in screen(st, now_ns=T0 + 10)
@@ -159,9 +161,10 @@ def test_bus_gaps_and_restarts_come_from_the_subscriber():
 def test_bars_merge_rest_and_bus_without_duplicates():
     st = loaded()
     base = T0 - T0 % (5 * SEC_NS)
-    st.apply_bus("bar.5s.futures.BTCUSDT", bar(base - 5 * SEC_NS), 0, False, T0)     # already held
-    st.apply_bus("bar.5s.futures.BTCUSDT", bar(base, close=65010.0), 0, False, T0)    # new
-    st.apply_bus("bar.5s.futures.ETHUSDT", bar(base + 5 * SEC_NS), 0, False, T0)      # other symbol
+    btc, eth = names.bar_topic("5s", names.FUTURES, "BTCUSDT"), names.bar_topic("5s", names.FUTURES, "ETHUSDT")
+    st.apply_bus(btc, bar(base - 5 * SEC_NS), 0, False, T0)     # already held
+    st.apply_bus(btc, bar(base, close=65010.0), 0, False, T0)    # new
+    st.apply_bus(eth, bar(base + 5 * SEC_NS), 0, False, T0)      # other symbol
     closed = list(st.bars[("futures", "5s")]["closed"])
     assert [b["start_ns"] for b in closed] == [base - k * 5 * SEC_NS for k in (3, 2, 1, 0)]
     rows, why = st.bar_rows("futures", "5s", 10)
@@ -174,9 +177,9 @@ def test_bars_merge_rest_and_bus_without_duplicates():
 
 def test_state_topic_quality_and_events():
     st = loaded()
-    st.apply_bus("state", {"mode": "DEGRADED", "reasons": ["futures: gap 3s ago"], "ts_ns": T0 + SEC_NS},
+    st.apply_bus(names.STATE_TOPIC, {"mode": "DEGRADED", "reasons": ["futures: gap 3s ago"], "ts_ns": T0 + SEC_NS},
                  0, False, T0 + SEC_NS)
-    st.apply_bus("state", {"event": "anchor_reset", "anchor_ns": T0}, 0, False, T0 + SEC_NS)
+    st.apply_bus(names.STATE_TOPIC, {"event": "anchor_reset", "anchor_ns": T0}, 0, False, T0 + SEC_NS)
     q, reasons = st.quality_val()
     assert q.value == "DEGRADED" and reasons == ["futures: gap 3s ago"]
     assert any("quality OK → DEGRADED" in e[1] for e in st.events)
@@ -187,20 +190,21 @@ def test_state_topic_quality_and_events():
 
 def test_poly_ticks_window_change_and_chainlink():
     st = loaded()
-    st.apply_bus("tick.poly.book.UP", {"best_bid": 0.37, "best_ask": 0.40, "last_trade": 0.38,
-                                       "ts_recv_ns": T0}, 0, False, T0)
-    st.apply_bus("tick.poly.book.DOWN", {"best_bid": None, "best_ask": 0.6, "ts_recv_ns": T0}, 0, False, T0)
+    up_topic, down_topic = (names.POLY_BOOK_RING.token_topic(i) for i in (0, 1))
+    st.apply_bus(up_topic, {"best_bid": 0.37, "best_ask": 0.40, "last_trade": 0.38,
+                            "ts_recv_ns": T0}, 0, False, T0)
+    st.apply_bus(down_topic, {"best_bid": None, "best_ask": 0.6, "ts_recv_ns": T0}, 0, False, T0)
     up, down = st.poly_rows()
     assert up["mid"].value == pytest.approx(0.385)
     assert down["mid"].value is None and down["mid"].reason == "book not valid"
     assert st.window_info(T0)["time_left_s"].value == 733.7               # compute's, not the wall clock's
-    st.apply_bus("tick.poly.market", {**poly()["window"], "slug": "btc-updown-15m-1795490100",
+    st.apply_bus(names.POLY_MARKET_TOPIC, {**poly()["window"], "slug": "btc-updown-15m-1795490100",
                                       "window_end_ns": 1795491000 * SEC_NS}, 0, False, T0)
     assert st.window_info(T0)["slug"].value == "btc-updown-15m-1795490100"
     assert st.window_info(T0)["time_left_s"].value == (1795491000 * SEC_NS - T0) / SEC_NS   # edge is stale
     assert any("window → btc-updown-15m-1795490100" in e[1] for e in st.events)
     assert st.chainlink_val(T0) == st.chainlink_val(T0).__class__(64996.74, None, 2300.0)   # the edge doc's
-    st.apply_bus("tick.chainlink.price.BTCUSD", {"ts_event_ns": T0 - SEC_NS, "ts_recv_ns": T0 - 800_000_000,
+    st.apply_bus(names.CHAINLINK_RING.topic("BTCUSDT"), {"ts_event_ns": T0 - SEC_NS, "ts_recv_ns": T0 - 800_000_000,
                                                  "price": 64999.5}, 0, False, T0)
     v = st.chainlink_val(T0 + 300_000_000)
     # newer than the edge doc's; aged by its own stamps (200 ms lag) plus the wall time since receipt
@@ -236,7 +240,7 @@ def test_rest_schedule_first_screen_then_bus_then_fallback():
     assert st.rest_due(T0 + 5 * SEC_NS) == []                              # all in flight
     for p in first:
         st.apply_rest(p, 200, {"ts_ns": T0}, None, T0)
-    for topic in ("features.BTCUSDT", "edge.BTCUSDT", "tick.poly.book.UP"):
+    for topic in (names.features_topic("BTCUSDT"), names.edge_topic("BTCUSDT"), names.POLY_BOOK_RING.token_topic(0)):
         st.apply_bus(topic, {"ts_ns": T0}, 0, False, T0 + SEC_NS)
     assert st.rest_due(T0 + SEC_NS + 1) == [STATE_PATH]                     # the bus keeps the rest fresh
     later = T0 + SEC_NS + REST_FALLBACK_QUIET_NS + 1                          # the bus went quiet

@@ -3,11 +3,11 @@
 actors/sim/polymarket/port.py owns the sockets and the clock; a `PolyVenue` turns time and client
 messages into frames: `step(now_ns)` returns `(receivers, text, kind)` to write, `on_clob_text` /
 `on_rtds_text` answer one client message, `http()` answers one REST request, `idle()` names the
-connections to close. Connections are opaque keys here. The books are poly_market.py, the
-windows and Gamma objects poly_gamma.py, the JSON wire format poly_wire.py, the Chainlink oracle
-and RTDS frames rtds.py, the faults poly_faults.py.
+connections to close. Connections are opaque keys here. The books are books.py, the
+windows and Gamma objects schedule.py, the JSON wire format wire.py, the Chainlink oracle
+and RTDS frames oracle.py, the faults fault_rules.py (all in actors/sim/polymarket/).
 
-Windows (poly_gamma.Schedule): the current window and the next one are live (their books move,
+Windows (schedule.Schedule): the current window and the next one are live (their books move,
 actors/sim/polymarket/books.py); any other listed window a client asked about has a quiet book. The
 UP fair probability of a live window is Φ(ln(S/S0)/(σ√τ)) with S the sim's futures mid on the
 Chainlink scale (mid·(1 + basis)), S0 the Chainlink observation at the window start (the price

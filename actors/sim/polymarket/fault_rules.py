@@ -18,7 +18,7 @@ KINDS = ("stall", "drop", "disconnect", "malformed", "tick_size", "gamma404", "s
 
 
 def parse_fault(body: bytes | str) -> dict:
-    """Validate a POST /__sim/fault body of the Polymarket port (see poly_server.py)."""
+    """Validate a POST /__sim/fault body of the Polymarket port (see port.py)."""
     d, num = fault_body(body, KINDS, {"seconds", "stream", "asset", "count"})
     kind = d["kind"]
     for k in ("stream", "asset"):

@@ -1,4 +1,4 @@
-"""The Polymarket port of the built-in exchange: I/O and timing only (the venue is poly.py).
+"""The Polymarket port of the built-in exchange: I/O and timing only (the venue is exchange.py).
 
 One port (`settings.sim.poly_port`) serves, by path:
 - `/gamma/markets?slug=..`, `/gamma/events?slug=..`      Gamma REST  (POLYMARKET_GAMMA_URL=http://h:p/gamma)
@@ -47,7 +47,7 @@ from websockets.protocol import State
 
 from actors.sim.polymarket.exchange import PolyVenue
 from actors.sim.polymarket.fault_rules import FaultError, parse_fault
-from actors.sim.server import _Conn, _json_response
+from actors.sim.http import SimConn, json_response
 
 log = logging.getLogger("sim")
 
@@ -123,7 +123,7 @@ class PolyServer:
             await asyncio.sleep(min(max(delay, min_sleep), max_sleep))
 
     # --- HTTP --------------------------------------------------------------------------------
-    def process_request(self, conn: _Conn, request: Request) -> Response | None:
+    def process_request(self, conn: SimConn, request: Request) -> Response | None:
         path = request.path
         route = path.partition("?")[0]
         v = self.venue
@@ -140,22 +140,22 @@ class PolyServer:
         ans = v.http(path, self.clock())
         if ans is None:
             return conn.respond(404, "Not Found\n")
-        return _json_response(conn, ans[0], ans[1])
+        return json_response(conn, ans[0], ans[1])
 
-    def _sim_route(self, conn: _Conn, request: Request, route: str) -> Response:
+    def _sim_route(self, conn: SimConn, request: Request, route: str) -> Response:
         v = self.venue
         if route == "/__sim/stats" and request.method == "GET":
             body = v.stats(self.clock(), time.monotonic())
             body["port"] = self.port
             body["dropped_slow"] = self.dropped_slow
-            return _json_response(conn, 200, orjson.dumps(body).decode())
+            return json_response(conn, 200, orjson.dumps(body).decode())
         if route == "/__sim/fault" and request.method == "POST":
             try:
                 f = parse_fault(conn.http_body)
                 log.warning("sim: polymarket fault %s", f)
                 ans, frames = v.apply_fault(f, self.clock(), time.monotonic())
             except FaultError as exc:
-                return _json_response(conn, 400, orjson.dumps({"ok": False, "error": str(exc)}).decode())
+                return json_response(conn, 400, orjson.dumps({"ok": False, "error": str(exc)}).decode())
             self.send(frames)
             if f["kind"] in ("drop", "disconnect"):
                 conns = self._conns(f.get("stream"))
@@ -169,11 +169,11 @@ class PolyServer:
                         self._closing.add(t)
                         t.add_done_callback(self._closing.discard)
                 ans["connections"] = len(conns)
-            return _json_response(conn, 200, orjson.dumps(ans).decode())
+            return json_response(conn, 200, orjson.dumps(ans).decode())
         return conn.respond(404, "Not Found\n")
 
     # --- WebSocket ---------------------------------------------------------------------------
-    async def handler(self, conn: _Conn) -> None:
+    async def handler(self, conn: SimConn) -> None:
         v = self.venue
         kind = getattr(conn, "poly_kind", None)
         mono = time.monotonic()
@@ -204,7 +204,7 @@ async def serving(settings, market, port: int, *, clock: Callable[[], int],
     venue = PolyVenue(settings, market, clock())
     srv = PolyServer(venue, clock, max_send_buffer)
     async with ws_serve(srv.handler, settings.sim.host, port, process_request=srv.process_request,
-                        create_connection=_Conn, compression=None, ping_interval=None,
+                        create_connection=SimConn, compression=None, ping_interval=None,
                         server_header=None, max_size=1 << 20,
                         logger=logging.getLogger("sim.ws")) as wss:
         srv.port = wss.sockets[0].getsockname()[1]

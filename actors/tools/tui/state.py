@@ -14,8 +14,9 @@ Invariants:
   back a newer bus message;
 - closed bars are kept per (venue, tf) in start order, without duplicates, at most KEEP_BARS;
 - loss on the bus is the Subscriber's seq bookkeeping (`lost`, `restarted`), counted per topic;
-- actor heartbeats come only from GET /state (the bus's `state` topic carries quality, not
-  heartbeats), so /state is polled every STATE_POLL_NS; a /latest/* snapshot is fetched at start
+- actor heartbeats come from GET /state, polled every STATE_POLL_NS: the bus's `state` topic also
+  carries each actor's health in short (pid, heartbeat age, alive), but only as often as compute
+  republishes the quality, and without the heartbeat extras; a /latest/* snapshot is fetched at start
   and again only while the bus is quiet on its topics (REST_FALLBACK_QUIET_NS).
 """
 from __future__ import annotations
@@ -209,8 +210,8 @@ class DashState:
                 self._set_features(msg, now_ns)
             elif topic == names.edge_topic(self.symbol):
                 self._set_edge(msg, now_ns)
-            elif topic.startswith(names.BAR_PREFIX) and topic.endswith("." + self.symbol):
-                _, tf, venue, _ = topic.split(".", 3)
+            elif (bar := names.parse_bar_topic(topic)) and bar[2] == self.symbol:
+                tf, venue, _ = bar
                 self._add_closed_bar(venue, tf, msg)
             elif topic == names.STATE_TOPIC:
                 if "mode" in msg:
@@ -224,7 +225,7 @@ class DashState:
                 if msg.get("slug") != old:
                     self.event(now_ns, f"window → {msg.get('slug')}")
             elif topic.startswith(names.POLY_BOOK_TOPIC_PREFIX):
-                self._set_poly_book(topic.rsplit(".", 1)[1], msg)
+                self._set_poly_book(names.poly_book_token(topic), msg)
             elif topic.startswith(names.CHAINLINK_TOPIC_PREFIX):
                 if msg.get("price") is not None and not msg.get("gap"):
                     ts = int(msg["ts_event_ns"])

@@ -10,11 +10,12 @@ Streams are requested in the URL, so the only frames we send are pongs to the se
 from __future__ import annotations
 
 from config.settings import Settings
+from ipc import names
 
 from actors.venues.binance import parse as binance
 from actors.venues.envelope import ConnPlan
 
-VENUE = "futures"
+VENUE = names.FUTURES
 parse_frame = binance.parse_frame
 stream_kind = binance.stream_kind
 

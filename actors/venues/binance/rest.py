@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 import numpy as np
 import orjson
 
-from ipc.names import tf_sec
+from ipc.names import FUTURES, SPOT, tf_sec
 from ipc.schema import KLINE
 
 from actors.venues.http import header
@@ -42,16 +42,23 @@ from actors.venues.http import header
 __all__ = [
     "RestError", "parse_klines", "klines_path", "klines_weight", "weight_used", "retry_after_sec",
     "banned_until_ms", "server_now_ms", "error_from_body",
-    "KLINES_PATH", "LIMIT_CAP", "WEIGHT_LIMIT",
+    "KLINES_PATH", "LIMIT_CAP", "WEIGHT_LIMIT", "KLINES_WEIGHT_STEPS",
 ]
 
 _MS = 1_000_000
 
-KLINES_PATH = {"futures": "/fapi/v1/klines", "spot": "/api/v3/klines"}
+KLINES_PATH = {FUTURES: "/fapi/v1/klines", SPOT: "/api/v3/klines"}
 # the most klines one request may ask for
-LIMIT_CAP = {"futures": 1500, "spot": 1000}
+LIMIT_CAP = {FUTURES: 1500, SPOT: 1000}
 # the venue's REQUEST_WEIGHT limit per IP per minute (the settings carry the values actually used)
-WEIGHT_LIMIT = {"futures": 2400, "spot": 6000}
+WEIGHT_LIMIT = {FUTURES: 2400, SPOT: 6000}
+# the request weight of one klines call: (limit below which, weight) steps, the first match wins
+# (futures weighs by limit, spot a flat 2)
+_ANY_LIMIT = 1 << 62
+KLINES_WEIGHT_STEPS: dict[str, tuple[tuple[int, int], ...]] = {
+    FUTURES: ((100, 1), (500, 2), (1001, 5), (_ANY_LIMIT, 10)),
+    SPOT: ((_ANY_LIMIT, 2),),
+}
 
 
 _BANNED_UNTIL = re.compile(r"banned until (\d{10,16})")
@@ -144,15 +151,11 @@ def klines_path(venue: str, symbol: str, tf: str, limit: int, start_ms: int | No
 
 def klines_weight(venue: str, limit: int) -> int:
     """Request weight of one klines call."""
-    if venue == "spot":
-        return 2
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
+    try:
+        steps = KLINES_WEIGHT_STEPS[venue]
+    except KeyError:
+        raise ValueError(f"unknown venue {venue!r}; known: {sorted(KLINES_WEIGHT_STEPS)}") from None
+    return next(weight for below, weight in steps if limit < below)
 
 
 

@@ -8,11 +8,12 @@ but pongs, under the spot limit of 5 incoming messages per second.
 from __future__ import annotations
 
 from config.settings import Settings
+from ipc import names
 
 from actors.venues.binance import parse as binance
 from actors.venues.envelope import ConnPlan
 
-VENUE = "spot"
+VENUE = names.SPOT
 parse_frame = binance.parse_frame
 stream_kind = binance.stream_kind
 

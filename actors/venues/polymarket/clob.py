@@ -37,7 +37,7 @@ from typing import Callable, NamedTuple, Union
 
 import orjson
 
-from actors.venues.envelope import FrameError, fail
+from actors.venues.envelope import FrameError, control_text, fail, load_json
 
 __all__ = [
     "FrameError", "Book", "Change", "PriceChange", "LastTrade", "TickSizeChange", "BestBidAsk",
@@ -405,28 +405,10 @@ def _decode_obj(d: dict, ts_recv_ns: int, frame: bytes | str) -> Msg:
 
 def parse_frame(frame: bytes | str, ts_recv_ns: int) -> list[Msg]:
     """Decode one market-channel frame into messages, in wire order; FrameError if malformed."""
-    if type(frame) is str:
-        body = frame.strip()
-        if not body:
-            return []
-        if body == "PONG":
-            return [Pong(ts_recv_ns)]
-        if body == "PING":
-            return [Ping(ts_recv_ns)]
-    elif type(frame) is bytes or isinstance(frame, (bytearray, memoryview)):
-        body = bytes(frame).strip()
-        if not body:
-            return []
-        if body == b"PONG":
-            return [Pong(ts_recv_ns)]
-        if body == b"PING":
-            return [Ping(ts_recv_ns)]
-    else:
-        raise FrameError(f"frame is {type(frame).__name__}, not bytes or str")
-    try:
-        msg = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise fail(f"not JSON ({exc})", frame) from None
+    ctl = control_text(frame)
+    if ctl is not None:
+        return [Pong(ts_recv_ns)] if ctl == "PONG" else [Ping(ts_recv_ns)] if ctl == "PING" else []
+    msg = load_json(frame)
     if type(msg) is dict:
         return [_decode_obj(msg, ts_recv_ns, frame)]
     if type(msg) is list:

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ipc.names import tf_sec
+from ipc.names import POLY_SERIES, tf_sec
 
 __all__ = [
     "SERIES", "HOURLY_SLUG_VERIFIED", "GammaError", "MarketNotFound", "FeeSchedule", "WindowInfo",
@@ -45,12 +45,16 @@ __all__ = [
     "markets_path",
 ]
 
-# series -> (slug prefix, window length in seconds)
-SERIES: dict[str, tuple[str, int]] = {
-    "5m": ("btc-updown-5m", tf_sec("5m")),
-    "15m": ("btc-updown-15m", tf_sec("15m")),
-    "1h": ("bitcoin-up-or-down", tf_sec("1h")),   # ET-dated slug, see _hourly_slug (unverified)
+# the Gamma slug prefix of each series of ipc.names.POLY_SERIES (the same keys, checked below)
+SLUG_PREFIX: dict[str, str] = {
+    "5m": "btc-updown-5m",
+    "15m": "btc-updown-15m",
+    "1h": "bitcoin-up-or-down",   # ET-dated slug, see _hourly_slug (unverified)
 }
+if tuple(SLUG_PREFIX) != POLY_SERIES:
+    raise ImportError(f"gamma.SLUG_PREFIX keys {tuple(SLUG_PREFIX)} != ipc.names.POLY_SERIES {POLY_SERIES}")
+# series -> (slug prefix, window length in seconds), in POLY_SERIES order
+SERIES: dict[str, tuple[str, int]] = {tf: (SLUG_PREFIX[tf], tf_sec(tf)) for tf in POLY_SERIES}
 HOURLY_SLUG_VERIFIED = False
 
 _ET = ZoneInfo("America/New_York")

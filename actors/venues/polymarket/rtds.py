@@ -32,7 +32,7 @@ import orjson
 
 from ipc.schema import FLAG_SNAPSHOT
 
-from actors.venues.envelope import Decoded, FrameError, fail
+from actors.venues.envelope import Decoded, FrameError, control_text, fail, load_json
 from actors.venues.polymarket.clob import ms_timestamp
 
 __all__ = ["FrameError", "Decoded", "parse_frame", "subscribe_msg", "PING", "PING_INTERVAL_SEC", "TOPIC", "SYMBOL"]
@@ -84,20 +84,9 @@ _CONTROL = Decoded("control", "", ())
 def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
                 topic: str = TOPIC) -> Decoded:
     """Decode one RTDS frame; records only for `topic`/`symbol`. FrameError if malformed."""
-    if isinstance(frame, str):
-        body: bytes | str = frame.strip()
-        if body in ("", "PONG", "PING"):
-            return _CONTROL
-    elif isinstance(frame, (bytes, bytearray, memoryview)):
-        body = bytes(frame).strip()
-        if body in (b"", b"PONG", b"PING"):
-            return _CONTROL
-    else:
-        raise FrameError(f"frame is {type(frame).__name__}, not bytes or str")
-    try:
-        msg = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise fail(f"not JSON ({exc})", frame) from None
+    if control_text(frame) is not None:
+        return _CONTROL
+    msg = load_json(frame)
     if type(msg) is not dict:
         raise fail("not a JSON object", frame)
 

@@ -14,7 +14,7 @@ Invariants:
 - a book is rebuilt only from `book` snapshots and `price_change` deltas; after a
   `tick_size_change` or a disconnect it is unusable (a FLAG_GAP record says so) until a fresh
   snapshot;
-- `subscriptions(fresh, now_ns)` names the assets still to subscribe (all wanted ones on a fresh
+- `subscriptions(fresh, now_s, now_ns)` names the assets still to subscribe (all wanted ones on a fresh
   connection); `late(now_ns)` those subscribed that got no snapshot within SNAPSHOT_WAIT_SEC;
 - `reconcile(asset, snap, now_ns)` replaces a book by a REST snapshot that differs and is not older
   than the book's last event; it does not make a silent stream fresh (`last_ws_ns` is unchanged).
