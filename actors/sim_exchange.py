@@ -10,19 +10,21 @@ from ipc.state import Heartbeat, Registry
 
 
 def main(settings: Settings) -> None:
-    if settings.replay.replay_dir:                 # serve a recording instead of generating a market
-        from actors.sim import replay
-        return replay.main(settings)
     import uvloop
 
-    from actors.sim.server import serve
     hb = Heartbeat(Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix), "sim")
+    if settings.replay.replay_dir:                 # serve a recording instead of generating a market
+        from actors.sim.replay import serve
+        beat = lambda counters: hb.beat({}, replay=counters)  # noqa: E731
+    else:
+        from actors.sim.server import serve
+        beat = hb.beat
 
     async def _run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop=stop, heartbeat=hb.beat)
+        await serve(settings, stop=stop, heartbeat=beat)
 
     uvloop.run(_run())

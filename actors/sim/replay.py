@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -219,19 +218,3 @@ async def serve(settings, *, stop: asyncio.Event, heartbeat=None) -> None:
     for s in servers:
         s.close()
         await s.wait_closed()
-
-
-def main(settings) -> None:
-    import uvloop
-
-    from ipc.state import Heartbeat, Registry
-    hb = Heartbeat(Registry(settings.ipc.shm_dir, settings.ipc.shm_prefix), "sim")
-
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop=stop, heartbeat=lambda c: hb.beat({}, replay=c))
-
-    uvloop.run(_run())
