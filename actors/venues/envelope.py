@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import orjson
 
-__all__ = ["FrameError", "Decoded", "fail", "load_json", "control_text", "ConnPlan", "FRAME_SNIPPET"]
+__all__ = ["FIELD_ERRORS", "field_error", "FrameError", "Decoded", "fail", "load_json", "control_text", "ConnPlan", "FRAME_SNIPPET"]
 
 FRAME_SNIPPET = 200
 
@@ -42,12 +42,26 @@ def fail(why: str, frame: bytes | str) -> FrameError:
     return FrameError(f"{why}: {frame[:FRAME_SNIPPET]!r}")
 
 
+# What a typed decoder raises on a missing or unparsable field; a parser catches exactly these
+# around its decoder and turns them into a FrameError with `field_error`.
+FIELD_ERRORS = (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError)
+
+
+def field_error(what: str, exc: BaseException, frame: bytes | str) -> FrameError:
+    """The FrameError for a decoder's FIELD_ERRORS exception: '<what>: missing field …' or 'bad field'."""
+    if isinstance(exc, KeyError):
+        return fail(f"{what}: missing field {exc}", frame)
+    return fail(f"{what}: bad field ({exc})", frame)
+
+
 def load_json(frame: bytes | str) -> object:
     """The frame's JSON value; FrameError (quoting the frame) when it is not JSON."""
     try:
         return orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
         raise fail(f"not JSON ({exc})", frame) from None
+    except TypeError:
+        raise FrameError(f"frame is {type(frame).__name__}, not bytes or str") from None
 
 
 _CONTROL_STR = {"": "", "PING": "PING", "PONG": "PONG"}

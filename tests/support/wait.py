@@ -16,19 +16,33 @@ from typing import Awaitable, Callable, TypeVar
 T = TypeVar("T")
 
 
-def _timed_out(timeout: float, what: str, last_exc: BaseException | None) -> AssertionError:
-    return AssertionError(f"timed out after {timeout}s waiting for {what}"
-                          + (f" (last error: {last_exc!r})" if last_exc is not None else ""))
-
-
 FIRST_POLL_SEC = 0.001
 
 
-def _pauses(interval: float):
-    pause = min(FIRST_POLL_SEC, interval)
-    while True:
-        yield pause
-        pause = min(pause * 2, interval)
+class _Poll:
+    """One wait's deadline, its last "not yet" error and its growing pauses."""
+
+    def __init__(self, timeout: float, what: str, interval: float):
+        self.timeout, self.what = timeout, what
+        self.deadline = time.monotonic() + timeout
+        self.last_exc: BaseException | None = None
+        self.pause = min(FIRST_POLL_SEC, interval)
+        self.interval = interval
+
+    def failed(self, exc: Exception) -> None:
+        """`cond` raised: an AssertionError is a verdict (raised at once), anything else "not yet"."""
+        if isinstance(exc, AssertionError):
+            raise exc
+        self.last_exc = exc
+
+    def next_pause(self) -> float:
+        """The pause before the next poll; the timeout AssertionError once the deadline passed."""
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(f"timed out after {self.timeout}s waiting for {self.what}"
+                                 + (f" (last error: {self.last_exc!r})" if self.last_exc else "")
+                                 ) from self.last_exc
+        pause, self.pause = self.pause, min(self.pause * 2, self.interval)
+        return pause
 
 
 def wait_for(cond: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
@@ -38,30 +52,22 @@ def wait_for(cond: Callable[[], T], timeout: float, what: str, interval: float =
     exist yet) and the last one is named in the timeout error; but an AssertionError is a verdict
     (a check inside the condition failed) and is raised at once. `interval=0` yields the CPU between
     polls without sleeping (for conditions that move in microseconds)."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    pauses = _pauses(interval)
+    poll = _Poll(timeout, what, interval)
     while True:
         try:
             v = cond()
             if v:
                 return v
-        except AssertionError:
-            raise
         except Exception as exc:         # noqa: BLE001 - the condition may not be ready yet
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            raise _timed_out(timeout, what, last_exc) from last_exc
-        time.sleep(next(pauses))
+            poll.failed(exc)
+        time.sleep(poll.next_pause())
 
 
 async def wait_for_async(cond: Callable[[], T | Awaitable[T]], timeout: float, what: str,
                          interval: float = 0.05) -> T:
     """wait_for inside an event loop: the loop keeps running (readers, servers) between polls.
     `cond` may be a plain function or a coroutine function."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    pauses = _pauses(interval)
+    poll = _Poll(timeout, what, interval)
     while True:
         try:
             v = cond()
@@ -69,10 +75,6 @@ async def wait_for_async(cond: Callable[[], T | Awaitable[T]], timeout: float, w
                 v = await v
             if v:
                 return v
-        except AssertionError:
-            raise
         except Exception as exc:         # noqa: BLE001 - the condition may not be ready yet
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            raise _timed_out(timeout, what, last_exc) from last_exc
-        await asyncio.sleep(next(pauses))
+            poll.failed(exc)
+        await asyncio.sleep(poll.next_pause())

@@ -36,7 +36,7 @@ import orjson
 from ipc.names import TIMEFRAME_SEC
 from ipc.schema import FLAG_SNAPSHOT, MAX_LEVELS
 
-from actors.venues.envelope import Decoded, FrameError, fail
+from actors.venues.envelope import FIELD_ERRORS, Decoded, FrameError, fail, field_error
 
 __all__ = [
     "FrameError", "Decoded", "parse_frame", "stream_kind",
@@ -290,10 +290,8 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> Decoded:
     kind, decode = entry
     try:
         rec = decode(data, ts_recv_ns)
-    except KeyError as exc:
-        raise fail(f"{kind}: missing field {exc}", frame) from None
-    except (TypeError, ValueError, IndexError, OverflowError) as exc:
-        raise fail(f"{kind}: bad field ({exc})", frame) from None
+    except FIELD_ERRORS as exc:
+        raise field_error(kind, exc, frame) from None
     return Decoded(kind, stream, (rec,))
 
 

@@ -37,7 +37,7 @@ from typing import Callable, NamedTuple, Union
 
 import orjson
 
-from actors.venues.envelope import FrameError, control_text, fail, load_json
+from actors.venues.envelope import FIELD_ERRORS, FrameError, control_text, fail, field_error, load_json
 
 __all__ = [
     "FrameError", "Book", "Change", "PriceChange", "LastTrade", "TickSizeChange", "BestBidAsk",
@@ -397,10 +397,8 @@ def _decode_obj(d: dict, ts_recv_ns: int, frame: bytes | str) -> Msg:
         return Unknown(et if type(et) is str else "", d, ts_recv_ns)
     try:
         return dec(d, ts_recv_ns)
-    except KeyError as exc:
-        raise fail(f"{et}: missing field {exc}", frame) from None
-    except (TypeError, ValueError, IndexError, OverflowError, AttributeError) as exc:
-        raise fail(f"{et}: bad field ({exc})", frame) from None
+    except FIELD_ERRORS as exc:
+        raise field_error(et, exc, frame) from None
 
 
 def parse_frame(frame: bytes | str, ts_recv_ns: int) -> list[Msg]:
@@ -423,20 +421,15 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> list[Msg]:
 
 def parse_rest_book(body: bytes | str, ts_recv_ns: int = 0) -> Book:
     """Decode a CLOB `GET /book?token_id=` answer (an empty side is a valid, empty list)."""
-    try:
-        d = orjson.loads(body)
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise fail(f"not JSON ({exc})", body if isinstance(body, (bytes, str)) else b"") from None
+    d = load_json(body)
     if type(d) is not dict:
         raise fail("/book: not a JSON object", body)
     if "error" in d and "bids" not in d:
         raise fail(f"/book: error answer {d.get('error')!r}", body)
     try:
         return _book(d, ts_recv_ns)
-    except KeyError as exc:
-        raise fail(f"/book: missing field {exc}", body) from None
-    except (TypeError, ValueError, IndexError, OverflowError, AttributeError) as exc:
-        raise fail(f"/book: bad field ({exc})", body) from None
+    except FIELD_ERRORS as exc:
+        raise field_error("/book", exc, body) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import orjson
 
 from ipc.schema import FLAG_SNAPSHOT
 
-from actors.venues.envelope import Decoded, FrameError, control_text, fail, load_json
+from actors.venues.envelope import FIELD_ERRORS, Decoded, FrameError, control_text, fail, field_error, load_json
 from actors.venues.polymarket.clob import ms_timestamp
 
 __all__ = ["FrameError", "Decoded", "parse_frame", "subscribe_msg", "PING", "PING_INTERVAL_SEC", "TOPIC", "SYMBOL"]
@@ -115,7 +115,5 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
         recs = tuple((obs * _MS, ts_recv_ns, FLAG_SNAPSHOT, ts_sent_ns, px)
                      for obs, px in map(_point, data))
         return Decoded("snapshot", sym, recs)
-    except KeyError as exc:
-        raise fail(f"{t}/{typ}: missing field {exc}", frame) from None
-    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
-        raise fail(f"{t}/{typ}: bad field ({exc})", frame) from None
+    except FIELD_ERRORS as exc:
+        raise field_error(f"{t}/{typ}", exc, frame) from None
