@@ -1,4 +1,8 @@
-"""The `bus` actor: the ZeroMQ XSUB/XPUB proxy every publisher and subscriber meets at."""
+"""The `bus` actor: the ZeroMQ XSUB/XPUB proxy every publisher and subscriber meets at.
+
+Its heartbeat carries the proxy's counters (ipc.bus.Proxy): `published` messages forwarded and
+`publish_dropped` messages a full subscriber queue refused (the same names as every publisher's,
+so /metrics' tdc_zmq_publish_dropped_messages and its alert cover the bus too)."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +12,7 @@ import threading
 import zmq
 
 from config.settings import Settings
-from ipc.bus import run_proxy
+from ipc.bus import Proxy
 from ipc.state import Heartbeat, Registry
 
 log = logging.getLogger("bus")
@@ -20,13 +24,15 @@ def main(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    proxy = threading.Thread(target=run_proxy, name="proxy", daemon=True,
-                             args=(settings.ipc.zmq_xsub_url, settings.ipc.zmq_pub_url, ctx))
+    bus = Proxy(settings.ipc.zmq_xsub_url, settings.ipc.zmq_pub_url, ctx, bin_url=settings.ipc.zmq_bin_url)
+    proxy = threading.Thread(target=bus.run, name="proxy", daemon=True)
     proxy.start()
-    log.info("bus up: publishers -> %s, subscribers -> %s", settings.ipc.zmq_xsub_url, settings.ipc.zmq_pub_url)
+    log.info("bus up: publishers -> %s, subscribers -> %s, binary batches -> %s", settings.ipc.zmq_xsub_url,
+             settings.ipc.zmq_pub_url, settings.ipc.zmq_bin_url)
     while not stop.wait(0.5):
         if not proxy.is_alive():
             raise SystemExit("bus proxy thread ended")   # supervisord restarts us
-        hb.beat({"xsub": settings.ipc.zmq_xsub_url, "xpub": settings.ipc.zmq_pub_url})
-    hb.beat({}, stopped=True)
+        hb.beat({**bus.counters(), "xsub": settings.ipc.zmq_xsub_url, "xpub": settings.ipc.zmq_pub_url,
+                 "xbin": settings.ipc.zmq_bin_url})
+    hb.beat(bus.counters(), stopped=True)
     ctx.term()

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config.logging import conn_fields
 from config.settings import Settings
 from ipc import clock
 from ipc.bus import Publisher
@@ -244,7 +245,8 @@ class Context:
                 st.sync_errors += 1
                 msg = f"{what}: {exc}"[:300]
                 if msg != st.error or attempt % 10 == 0:
-                    log.error("%s %s failed (attempt %d): %s", st.tf, what, attempt + 1, exc)
+                    log.error("%s %s failed (attempt %d): %s", st.tf, what, attempt + 1, exc,
+                              extra=self._fields(exc, st, what=what, attempt=attempt + 1, status=exc.status))
                 st.error = msg
                 self._write_state()
                 delay = backoff_sec(attempt, REST_RETRY_BASE_SEC, self.s.context.context_rest_backoff_max_sec,
@@ -253,9 +255,15 @@ class Context:
                 await asyncio.sleep(delay)
                 continue
             if st.error is not None:
-                log.info("%s %s recovered after %d failed attempt(s)", st.tf, what, attempt)
+                log.info("%s %s recovered after %d failed attempt(s)", st.tf, what, attempt,
+                         extra=self._fields(None, st, what=what, attempts=attempt))
             st.error = None
             return out
+
+    def _fields(self, exc, st: TfState, **more) -> dict:
+        """A REST log record's fields: the failed call's URL (the client's base URL if unknown),
+        venue, the tf as `stream`."""
+        return conn_fields(getattr(exc, "url", None) or self.client.base_url, VENUE, stream=st.tf, **more)
 
     # --- tasks -------------------------------------------------------------------------------
     async def _tf_loop(self, st: TfState) -> None:
@@ -384,7 +392,7 @@ class Context:
             retries=s.context.context_rest_retries, backoff_max_sec=s.context.context_rest_backoff_max_sec,
             weight_limit=s.context.context_weight_limit_futures, throttle_frac=s.context.context_weight_throttle_frac,
             ban_default_sec=s.context.context_ban_default_sec)
-        client.tap = FrameTap.from_settings(s, s.general.symbol, "context")   # REST answers, for replay
+        client.tap = FrameTap.from_settings(s, s.general.symbol, names.CONTEXT)   # REST answers, for replay
         return client
 
     async def run(self) -> None:
@@ -396,7 +404,8 @@ class Context:
         for st in self.tfs.values():
             st.queue = asyncio.Queue()
         log.info("context: %s %s tfs=%s limit=%d rest=%s", VENUE, self.s.general.symbol,
-                 ",".join(self.tfs), self.limit, self.s.venues.futures_rest)
+                 ",".join(self.tfs), self.limit, self.s.venues.futures_rest,
+                 extra=conn_fields(self.s.venues.futures_rest, VENUE, list(self.tfs)))
         tasks = [asyncio.create_task(self._tf_loop(st), name=f"tf-{st.tf}") for st in self.tfs.values()]
         tasks += [asyncio.create_task(self._stream_loop(), name="stream"),
                   asyncio.create_task(self._heartbeat(), name="heartbeat"),
@@ -426,6 +435,11 @@ class Context:
 
 
 def main(settings: Settings) -> None:
+    reason = settings.disabled_actors.get("context")
+    if reason is not None:            # CONTEXT_ENABLED=false: heartbeat only, no REST, no rings
+        from actors.feed.idle import run_disabled
+        run_disabled(settings, "context", reason)
+        return
     import uvloop
 
     # httpx logs every request at INFO; our own lines say what matters (errors, pauses, bans)

@@ -1,51 +1,56 @@
-"""The `feed_chainlink` actor: the Chainlink BTC/USD price the up/down markets settle on.
+"""The `feed_chainlink` actor: the Chainlink price of SYMBOL's asset, the stream the Chainlink-settled
+up/down markets settle on (`names.chainlink_stream`: btc/usd, eth/usd, …).
 
-Runs the generic feed shell on the RTDS venue, and keeps the price to beat of every window: the
-first observation at or after the window start (observations fall on whole seconds, so normally
-exactly at it). Gamma publishes `priceToBeat` only some time after a window starts; until then the
-consumers take ours. Written to the state block `chainlink`:
-`{"price", "obs_ns", "windows": {"<start_s>": {"price", "obs_ns", "exact"}}, "window_sec"}`.
+Runs the generic feed shell on the RTDS venue (actors.venues.polymarket.chainlink): every
+observation goes to `names.CHAINLINK_RING` (instrument BTCUSD, ETHUSD, … from SYMBOL) and
+`tick.chainlink.price.<instrument>`. No price to beat is kept here: compute estimates it from the
+ring by each market's own rule (actors.decide.settlement). The state block `chainlink` holds the
+last observation only: `{"ts_ns", "disabled", "stream", "price", "obs_ns", "ts_recv_ns"}`,
+rewritten every STATE_SEC.
+
+With POLYMARKET_ENABLED=false or a SYMBOL without up/down markets the actor idles
+(actors.feed.idle): no connection, and never another asset's stream.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from config.logging import conn_fields
 from config.settings import Settings
+from ipc import clock
 from ipc import names
-from ipc.ring import RingReader
-from ipc.schema import CHAINLINK
 from ipc.state import StateBlock
 
 from actors.feed.shell import Feed
-from actors.decide.settlement import PriceToBeat
-from actors.venues.polymarket import chainlink
+from actors.venues.polymarket.chainlink import ChainlinkVenue
 
 log = logging.getLogger("feed_chainlink")
 
+STATE_SEC = 0.5
 
-async def _track(settings: Settings) -> None:
-    reader = RingReader(settings.ipc.shm_dir, names.CHAINLINK_RING.name(settings.ipc.shm_prefix, settings.general.symbol),
-                        CHAINLINK, from_oldest=True)
-    block = StateBlock(settings.ipc.shm_dir, settings.ipc.shm_prefix, names.CHAINLINK_BLOCK, writer=True)
-    ptb = PriceToBeat(settings.venues.polymarket_window_sec)
+
+async def _report(venue: ChainlinkVenue, block: StateBlock) -> None:
     while True:
-        recs = reader.read()
-        if len(recs):
-            ptb.update(recs)
-            block.write(ptb.doc(settings.venues.polymarket_window_sec))
-        await asyncio.sleep(0.2)
+        block.write(venue.state(clock.now_ns()))
+        await asyncio.sleep(STATE_SEC)
 
 
 def main(settings: Settings) -> None:
+    block = StateBlock(settings.ipc.shm_dir, settings.ipc.shm_prefix, names.CHAINLINK_BLOCK, writer=True)
+    if not settings.polymarket_on:
+        from actors.feed.idle import run_disabled     # it logs the one WARNING line with the reason
+        reason = settings.polymarket_off_reason
+        block.write({"ts_ns": clock.now_ns(), "disabled": reason, "stream": None, "price": None,
+                     "obs_ns": None, "ts_recv_ns": None})
+        run_disabled(settings, "feed_chainlink", reason)
+        return
     import uvloop
 
     async def run():
-        feed = Feed(settings, chainlink, "feed_chainlink")
-        tracker = asyncio.create_task(_track(settings))
-        try:
-            await feed.run()
-        finally:
-            tracker.cancel()
+        venue = ChainlinkVenue(settings)
+        log.info("following the Chainlink stream %s", venue.stream,
+                 extra=conn_fields(settings.venues.polymarket_rtds_url, venue.VENUE, venue.stream))
+        await Feed(settings, venue, "feed_chainlink").run((_report(venue, block),))
 
     uvloop.run(run())

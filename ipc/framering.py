@@ -23,6 +23,14 @@ Invariants:
 - A reader copies `[cursor, published)`, re-reads `claimed`, and if a writer may have overwritten
   its start (lapped: `cursor < claimed - capacity`) it discards the copy and resynchronises at
   `published` (a record boundary); the frames skipped show as a jump in `seq`, counted as lost.
+  A reader started on a ring that has already lapped its oldest frame (no known record boundary
+  before `published`) with an explicit `next_seq` counts the frames it can no longer reach as lost.
+- A feed restarted with another RECORD_RING_BYTES replaces the segment (a new inode under the same
+  name); a reader keeps its mapping of the old one, so it can drain it, and `replaced()` tells it
+  to re-open the new one.
+- Names (conn, stream, meta) are whatever the venue sent: a tap never raises on one (a lone
+  surrogate is written backslash-escaped) and a reader never raises on one (bytes that are not
+  UTF-8 are read with U+FFFD).
 """
 from __future__ import annotations
 
@@ -45,6 +53,9 @@ _REC = struct.Struct("<IIQQHHII")
 REC_HEADER = _REC.size                  # 36
 _PAD = struct.Struct("<II")
 FLAG_PAD = 1
+# conn and stream are u16-length fields, and no venue's names come near this: a longer name (the
+# venue's own text) is cut to it, counted, and the frame kept (its payload holds the whole name)
+NAME_MAX_BYTES = 4096
 
 
 class Frame(NamedTuple):
@@ -82,14 +93,17 @@ class FrameRingWriter:
             _u64(mm, _OFF_CAP)[0] = capacity_bytes
             _u64(mm, _OFF_CREATED)[0] = time.time_ns()
 
-        self.mm, self.created = shm.create_or_open(self.path, HEADER_BYTES + capacity_bytes, init,
-                                                   _valid(capacity_bytes))
+        # the one writer holds the segment's writer lock (a second feed on this ring: SegmentBusy)
+        self._seg = shm.create_or_open_writer(self.path, HEADER_BYTES + capacity_bytes, init,
+                                              _valid(capacity_bytes))
+        self.mm, self.created = self._seg.mm, self._seg.created
         self._pub = _u64(self.mm, _OFF_PUB)
         self._claimed = _u64(self.mm, _OFF_CLAIMED)
         self._frames = _u64(self.mm, _OFF_FRAMES)
         _u64(self.mm, _OFF_PID)[0] = os.getpid()
         self.max_frame = capacity_bytes // 4
         self.oversize = 0                # frames too large for this ring (counted, not stored)
+        self.names_cut = 0               # frames whose conn/stream name was over NAME_MAX_BYTES
         self.repaired = int(self._claimed[0] - self._pub[0])
         if self.repaired:                # a writer died mid-record: pad over the torn bytes
             self._pad_to(int(self._claimed[0]))
@@ -109,6 +123,9 @@ class FrameRingWriter:
 
     def append(self, conn: bytes, stream: bytes, payload: bytes, ts_recv_ns: int,
                meta: bytes = b"") -> bool:
+        if len(conn) > NAME_MAX_BYTES or len(stream) > NAME_MAX_BYTES or len(meta) > NAME_MAX_BYTES:
+            conn, stream, meta = conn[:NAME_MAX_BYTES], stream[:NAME_MAX_BYTES], meta[:NAME_MAX_BYTES]
+            self.names_cut += 1
         body = len(conn) + len(stream) + len(meta) + len(payload)
         need = (REC_HEADER + body + 7) & ~7
         if need > self.max_frame:
@@ -137,6 +154,7 @@ class FrameRingWriter:
 
     def close(self) -> None:
         self._pub = self._claimed = self._frames = None
+        self._seg.close()
         self.mm.close()
 
 
@@ -146,7 +164,7 @@ class FrameRingReader:
 
     def __init__(self, path: Path, start: int | None = None, next_seq: int | None = None):
         self.path = Path(path)
-        self.mm, inode = shm.open_with_inode(self.path)
+        self.mm, self.inode = shm.open_with_inode(self.path)
         if not _valid(None)(self.mm):
             raise ValueError(f"{self.path} is not a frame ring")
         self.capacity = int(_u64(self.mm, _OFF_CAP)[0])
@@ -154,13 +172,16 @@ class FrameRingReader:
         self._claimed = _u64(self.mm, _OFF_CLAIMED)
         self._frames = _u64(self.mm, _OFF_FRAMES)
         self.lost = 0                    # frames overwritten before this reader got to them
-        self.ring_id = f"{inode}-{int(_u64(self.mm, _OFF_CREATED)[0])}"
+        self.ring_id = f"{self.inode}-{int(_u64(self.mm, _OFF_CREATED)[0])}"
         if start is None:
             pub = int(self._pub[0])
             start = 0 if pub <= self.capacity else None
             if start is None:            # the oldest boundary is unknown: begin at the newest
                 start = pub
-                next_seq = int(self._frames[0]) if next_seq is None else next_seq
+                frames = int(self._frames[0])
+                if next_seq is not None and next_seq < frames:
+                    self.lost = frames - next_seq      # out of reach before we began
+                next_seq = frames
         self.cursor = start
         self.next_seq = 0 if next_seq is None else next_seq
 
@@ -171,6 +192,15 @@ class FrameRingReader:
     @property
     def published(self) -> int:
         return int(self._pub[0])
+
+    def rewind(self, cursor: int, next_seq: int, lost: int) -> None:
+        """Back to an earlier position of this same mapping (a checkpoint), to read it again."""
+        self.cursor, self.next_seq, self.lost = cursor, next_seq, lost
+
+    def replaced(self) -> bool:
+        """True when another segment now has this ring's name (the one mapped here is an old one)."""
+        ino = shm.inode(self.path)
+        return ino is not None and ino != self.inode
 
     def _copy(self, start: int, end: int) -> bytes:
         cap, base = self.capacity, HEADER_BYTES
@@ -198,9 +228,9 @@ class FrameRingReader:
             if not flags & FLAG_PAD:
                 _, _, seq, ts, lc, ls, lm, lp = _REC.unpack_from(buf, pos)
                 p = pos + REC_HEADER
-                conn = buf[p:p + lc].decode()
-                stream = buf[p + lc:p + lc + ls].decode()
-                meta = buf[p + lc + ls:p + lc + ls + lm].decode()
+                conn = buf[p:p + lc].decode(errors="replace")
+                stream = buf[p + lc:p + lc + ls].decode(errors="replace")
+                meta = buf[p + lc + ls:p + lc + ls + lm].decode(errors="replace")
                 q = p + lc + ls + lm
                 payload = buf[q:q + lp]
                 if seq > self.next_seq:
@@ -227,18 +257,21 @@ class FrameTap:
     def _b(self, s: str) -> bytes:
         b = self._names.get(s)
         if b is None:
-            b = self._names[s] = s.encode()
+            b = s.encode(errors="backslashreplace")
+            if len(self._names) < 1024:  # a venue inventing names must not grow this forever
+                self._names[s] = b
         return b
 
     def __call__(self, conn: str, stream: str, payload: bytes | str, ts_recv_ns: int,
                  meta: str = "") -> None:
         if isinstance(payload, str):
-            payload = payload.encode()
+            payload = payload.encode(errors="surrogatepass")     # not UTF-8: recorded as frame_b64
         self.ring.append(self._b(conn), self._b(stream), payload, ts_recv_ns,
-                         meta.encode() if meta else b"")
+                         meta.encode(errors="backslashreplace") if meta else b"")
 
     def counters(self) -> dict:
-        return {"frames_to_recorder": self.ring.frames, "record_oversize": self.ring.oversize}
+        return {"frames_to_recorder": self.ring.frames, "record_oversize": self.ring.oversize,
+                "record_names_cut": self.ring.names_cut}
 
     @classmethod
     def from_settings(cls, s, symbol: str, venue: str) -> "FrameTap | None":

@@ -58,7 +58,13 @@ TIMEFRAME_SEC: dict[str, int] = {
 }
 BAR_TFS: tuple[str, ...] = ("5s", "15s", "1m")              # compute's bars on trade time
 KLINE_TFS: tuple[str, ...] = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
-POLY_SERIES: tuple[str, ...] = ("5m", "15m", "1h")           # Polymarket up/down series, by length
+# Polymarket up/down series, by length (each one's slugs, alignment and default settlement rule:
+# actors/venues/polymarket/series.py)
+POLY_SERIES: tuple[str, ...] = ("5m", "15m", "1h", "4h", "1d")
+# the series whose markets settle on Binance spot candles unless Gamma says otherwise (the hourly
+# on the candle of the window's length, the daily on 1m candle closes): their (shortened) window
+# length must be one the candles have; series.py checks its SERIES table agrees
+CANDLE_SETTLED_SERIES: tuple[str, ...] = ("1h", "1d")
 
 
 def tf_sec(tf: str) -> int:
@@ -92,10 +98,42 @@ INDICATORS: tuple[str, ...] = tuple(INDICATOR_PARAMS)
 # --- venues and instruments --------------------------------------------------------------------
 
 FUTURES, SPOT, POLY, CHAINLINK, CONTEXT = "futures", "spot", "poly", "chainlink", "context"
+HISTORY = "history"          # compute's history rings for the dashboard (not a venue: no feed)
 BINANCE_VENUES: tuple[str, ...] = (FUTURES, SPOT)       # venues that carry trades and quotes
-UPDOWN_SYMBOL = "BTCUPDOWN"      # the instrument of the Polymarket up/down rings
-SETTLEMENT_SYMBOL = "BTCUSD"     # the instrument of the Chainlink settlement-price ring
 POLY_TOKENS: tuple[str, ...] = ("UP", "DOWN")            # token index 0, 1 in POLY_* records
+
+# The Binance symbol -> the up/down asset: the Gamma slugs (`btc-updown-15m-<start>`) and the
+# Chainlink stream (`btc/usd`) are named by it. A symbol not listed has no up/down market.
+ASSETS: dict[str, str] = {"BTCUSDT": "btc", "ETHUSDT": "eth", "SOLUSDT": "sol", "XRPUSDT": "xrp"}
+
+
+def asset_of(symbol: str) -> str | None:
+    """The up/down asset of a Binance symbol (BTCUSDT -> btc), or None: no up/down market."""
+    return ASSETS.get(symbol.upper())
+
+
+def _asset_or_base(symbol: str) -> str:
+    # a symbol without an up/down market still names its (never written) Polymarket segments
+    return asset_of(symbol) or symbol.lower()
+
+
+def poly_symbol(symbol: str) -> str:
+    """The instrument of the asset's Polymarket up/down rings: BTCUSDT -> BTCUPDOWN."""
+    return f"{_asset_or_base(symbol).upper()}UPDOWN"
+
+
+def settlement_symbol(symbol: str) -> str:
+    """The instrument of the asset's Chainlink settlement-price ring: BTCUSDT -> BTCUSD."""
+    return f"{_asset_or_base(symbol).upper()}USD"
+
+
+def chainlink_stream(symbol: str) -> str:
+    """The asset's Chainlink stream on RTDS (`crypto_prices_chainlink` symbol): BTCUSDT -> btc/usd."""
+    return f"{_asset_or_base(symbol)}/usd"
+
+
+# how a ring's instrument follows from the configured SYMBOL
+_INSTRUMENT = {"symbol": lambda s: s, "updown": poly_symbol, "settlement": settlement_symbol}
 
 # --- rings -------------------------------------------------------------------------------------
 
@@ -108,10 +146,12 @@ def segment(prefix: str, symbol: str, venue: str, stream: str) -> str:
 @dataclass(frozen=True)
 class Ring:
     venue: str             # segment and topic venue id
-    stream: str            # segment suffix and topic kind
-    kind: str              # record kind: a key of ipc.schema.DTYPES
-    symbol: str | None = None   # a fixed instrument; None: the configured SYMBOL
+    stream: str            # segment suffix (and topic kind, unless `topic_kind` is given)
+    kind: str              # record kind: a key of ipc.schema.RING_DTYPES
+    instrument: str = "symbol"   # "symbol" (SYMBOL itself), "updown" or "settlement": see _INSTRUMENT
     health_label: str | None = None   # its stream in feed health and metrics; None: the kind
+    series: str | None = None         # a Polymarket up/down series (POLY_SERIES) the ring belongs to
+    topic_kind: str | None = None     # the topic's kind when it differs from the segment stream
 
     def label(self) -> str:
         """The stream name of this ring in a feed's health document and in metric labels."""
@@ -121,35 +161,68 @@ class Ring:
         """`<venue>.<stream>`: this ring in a reader's per-ring counters (compute's overruns by ring)."""
         return f"{self.venue}.{self.stream}"
 
+    def instrument_of(self, symbol: str) -> str:
+        """The instrument this ring is named by, for the configured SYMBOL."""
+        return _INSTRUMENT[self.instrument](symbol)
+
     def name(self, prefix: str, symbol: str) -> str:
-        return segment(prefix, self.symbol or symbol, self.venue, self.stream)
+        """The segment for the configured SYMBOL `symbol`."""
+        return segment(prefix, self.instrument_of(symbol), self.venue, self.stream)
 
     def topic(self, symbol: str) -> str:
-        """Its tick topic for the configured instrument `symbol` (a fixed one wins)."""
-        return tick_topic(self.venue, self.stream, self.symbol or symbol)
+        """Its tick topic for the configured SYMBOL `symbol`."""
+        return tick_topic(self.venue, self.topic_kind or self.stream, self.instrument_of(symbol))
+
+    def binary_topic(self, symbol: str) -> str:
+        """Its binary batch topic (ipc/binary.py): one per ring, `bin.` + its tick topic; a
+        Polymarket series ring's carries both tokens: `bin.tick.poly.<kind>.<series>`."""
+        if self.series is not None:
+            return binary_topic(f"{POLY_TICK_PREFIX}{self.topic_kind or self.stream}.{self.series}")
+        return binary_topic(self.topic(symbol))
 
     def token_topic(self, token: int) -> str:
-        """Polymarket rings publish per outcome token: `tick.poly.<stream>.UP|DOWN`."""
-        return tick_topic(self.venue, self.stream, POLY_TOKENS[token])
+        """A Polymarket series ring publishes per outcome token: `tick.poly.<kind>.<series>.UP|DOWN`."""
+        if self.series is None:
+            raise ValueError(f"{self.key()} is not a Polymarket series ring")
+        return poly_topic(self.topic_kind or self.stream, self.series, POLY_TOKENS[token])
 
 
 FUTURES_RINGS: dict[str, Ring] = {k: Ring(FUTURES, k, k) for k in
                                   ("trade", "quote", "mark", "liquidation", "depth", "kline")}
-SPOT_RINGS: dict[str, Ring] = {k: Ring(SPOT, k, k) for k in ("trade", "quote", "depth")}
-POLY_BOOK_RING = Ring(POLY, "book", "poly_book", UPDOWN_SYMBOL, health_label="book")
-POLY_TRADE_RING = Ring(POLY, "trade", "poly_trade", UPDOWN_SYMBOL, health_label="trade")
-CHAINLINK_RING = Ring(CHAINLINK, "price", "chainlink", SETTLEMENT_SYMBOL)
+# spot klines: the candles hourly up/down markets settle on (subscribed only for those)
+SPOT_RINGS: dict[str, Ring] = {k: Ring(SPOT, k, k) for k in ("trade", "quote", "depth", "kline")}
+CHAINLINK_RING = Ring(CHAINLINK, "price", "chainlink", "settlement")
+
+
+def _series_ring(kind: str, record_kind: str, series: str) -> Ring:
+    if series not in POLY_SERIES:
+        raise ValueError(f"unknown up/down series {series!r}; known: {', '.join(POLY_SERIES)}")
+    return Ring(POLY, f"{kind}_{series}", record_kind, "updown", health_label=f"{kind}_{series}",
+                series=series, topic_kind=kind)
+
+
+def poly_book_ring(series: str) -> Ring:
+    """One series' UP and DOWN books after every update (feed_poly writes, compute reads)."""
+    return _series_ring("book", "poly_book", series)
+
+
+def poly_trade_ring(series: str) -> Ring:
+    """One series' last_trade_price records."""
+    return _series_ring("trade", "poly_trade", series)
+
+
 VENUE_RINGS: dict[str, dict[str, Ring]] = {
     FUTURES: FUTURES_RINGS, SPOT: SPOT_RINGS,
-    POLY: {"poly_book": POLY_BOOK_RING, "poly_trade": POLY_TRADE_RING},
+    POLY: {f"{r.kind}_{tf}": r for tf in POLY_SERIES for r in (poly_book_ring(tf), poly_trade_ring(tf))},
     CHAINLINK: {"chainlink": CHAINLINK_RING},
 }
+_VENUE_INSTRUMENT = {FUTURES: "symbol", SPOT: "symbol", POLY: "updown", CHAINLINK: "settlement",
+                     CONTEXT: "symbol", HISTORY: "symbol"}
 
 
 def venue_symbol(venue: str, symbol: str) -> str:
-    """The instrument a venue's rings (and raw-frame ring) are named by: fixed, or the configured one."""
-    fixed = {r.symbol for r in VENUE_RINGS.get(venue, {}).values()} - {None}
-    return fixed.pop() if fixed else symbol
+    """The instrument a venue's rings (and raw-frame ring) are named by, for the configured SYMBOL."""
+    return _INSTRUMENT[_VENUE_INSTRUMENT.get(venue, "symbol")](symbol)
 
 
 def venue_ring(venue: str, kind: str) -> Ring:
@@ -164,6 +237,20 @@ def context_kline_ring(tf: str) -> Ring:
     """The context actor's closed klines of one timeframe (bootstrapped by REST, kept by stream)."""
     tf_sec(tf)
     return Ring(CONTEXT, f"kline_{tf}", "kline")
+
+
+# compute's history (actors/decide/history.py; served by actors/web/history.py): one ring of
+# window samples per followed series, one of market samples (1 s each: 16384 = 4.5 h)
+WINDOW_HISTORY_CAPACITY = 8192
+MARKET_HISTORY_CAPACITY = 16384
+MARKET_HISTORY_RING = Ring(HISTORY, "market", "market_sample")
+
+
+def window_history_ring(series: str) -> Ring:
+    """One series' window samples (compute writes, the API reads)."""
+    if series not in POLY_SERIES:
+        raise ValueError(f"unknown up/down series {series!r}; known: {', '.join(POLY_SERIES)}")
+    return Ring(HISTORY, f"window_{series}", "window_sample", series=series)
 
 
 FRAMES_STREAM = "frames"
@@ -220,6 +307,16 @@ def tick_topic(venue: str, kind: str, key: str) -> str:
     return f"tick.{venue}.{kind}.{key}"
 
 
+# a ring's records in their own bytes, batched (ipc/binary.py), beside its JSON tick topic: the tick
+# topic under this prefix, so a `tick.` subscriber never receives them and `bin.tick.` takes them all
+BINARY_PREFIX = "bin."
+
+
+def binary_topic(tick: str) -> str:
+    """The binary batch topic of a ring whose JSON tick topic is `tick`."""
+    return BINARY_PREFIX + tick
+
+
 def bar_topic(tf: str, venue: str, symbol: str) -> str:
     return f"bar.{tf}.{venue}.{symbol}"
 
@@ -236,24 +333,51 @@ def features_topic(symbol: str) -> str:
     return f"features.{symbol}"
 
 
-def edge_topic(symbol: str) -> str:
-    return f"edge.{symbol}"
-
-
 def context_topic(symbol: str) -> str:
     return f"context.{symbol}"
 
 
 STATE_TOPIC = "state"
-POLY_MARKET_TOPIC = "tick.poly.market"
 BAR_PREFIX, FEATURES_PREFIX, EDGE_PREFIX = "bar.", "features.", "edge."
 POLY_TICK_PREFIX = "tick.poly."
-POLY_BOOK_TOPIC_PREFIX = "tick.poly.book."
-
-
-def poly_book_token(topic: str) -> str:
-    """The outcome token (a POLY_TOKENS entry) of a `tick.poly.book.<token>` topic."""
-    if not topic.startswith(POLY_BOOK_TOPIC_PREFIX):
-        raise ValueError(f"not a Polymarket book topic: {topic!r}")
-    return topic[len(POLY_BOOK_TOPIC_PREFIX):]
+POLY_MARKET_PREFIX = "tick.poly.market."
 CHAINLINK_TOPIC_PREFIX = "tick.chainlink.price."
+
+
+def edge_topic(symbol: str, series: str) -> str:
+    """One series' edge document, every tick: `edge.<SYMBOL>.<series>` (`edge.<SYMBOL>` prefixes all)."""
+    return f"edge.{symbol}.{series}"
+
+
+def parse_edge_topic(topic: str) -> tuple[str, str] | None:
+    """(symbol, series) of an `edge_topic`; None for any other topic."""
+    parts = topic.split(".")
+    if len(parts) != 3 or parts[0] + "." != EDGE_PREFIX or parts[2] not in POLY_SERIES:
+        return None
+    return parts[1], parts[2]
+
+
+def poly_topic(kind: str, series: str, token: str) -> str:
+    """`tick.poly.<book|trade>.<series>.<UP|DOWN>`."""
+    return f"{POLY_TICK_PREFIX}{kind}.{series}.{token}"
+
+
+def parse_poly_topic(topic: str) -> tuple[str, str, str] | None:
+    """(kind, series, token) of a `poly_topic`; None for any other topic (the market topic too)."""
+    if not topic.startswith(POLY_TICK_PREFIX):
+        return None
+    parts = topic[len(POLY_TICK_PREFIX):].split(".")
+    if len(parts) != 3 or parts[0] not in ("book", "trade") or parts[1] not in POLY_SERIES \
+            or parts[2] not in POLY_TOKENS:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def poly_market_topic(series: str) -> str:
+    """A series' window change (and resolution): `tick.poly.market.<series>`."""
+    return f"{POLY_MARKET_PREFIX}{series}"
+
+
+def accumulate_block(series: str) -> str:
+    """The accumulator state block of one series (caps and cooldown survive a compute restart)."""
+    return f"{ACCUMULATE_BLOCK}_{series}"

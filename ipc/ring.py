@@ -12,7 +12,12 @@ Invariants:
   `published`. x86 (TSO) keeps stores in program order and loads in program order, so a reader
   that sees `published = n` sees records `< n` whole, and a reader that loads `claimed` after its
   copy knows which slots a writer may have touched meanwhile. This relies on x86-64 ordering; on
-  a weakly ordered CPU (ARM) the counters would need fences, which Python cannot issue.
+  a weakly ordered CPU (ARM) the counters would need fences, which Python cannot issue, so
+  ipc.shm refuses to open a segment there.
+- One writer per ring: it holds the segment's writer lock (ipc.shm.create_or_open_writer) for its
+  lifetime; a second RingWriter, in any process, fails (SegmentBusy) naming the holder's pid.
+- The segment is allocated when made (a full shm filesystem is a ShmSpaceError then, not a SIGBUS
+  at some later write).
 - A reader copies `[cursor, published)`, re-reads `claimed`, and discards every index below
   `claimed - capacity` (overwritten while copying, or lapped before): those are counted as
   overrun, never returned as data.
@@ -25,7 +30,6 @@ Invariants:
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ipc import clock, shm
+from ipc.binary import descr_text
 from ipc.schema import FLAG_GAP, SCHEMA_VERSION
 
 MAGIC = b"TDCRING1"
@@ -45,7 +50,7 @@ _OFF_DESCR = 256
 
 
 def _descr(dtype: np.dtype) -> bytes:
-    return json.dumps(np.lib.format.dtype_to_descr(dtype)).encode()
+    return descr_text(dtype).encode()
 
 
 def _u64(mm, off: int) -> np.ndarray:
@@ -93,8 +98,9 @@ class RingWriter:
             mm[_OFF_DESCR + 4:_OFF_DESCR + 4 + len(descr)] = descr
 
         size = HEADER_BYTES + capacity * self.dtype.itemsize
-        mm, self.created = shm.create_or_open(self.path, size, init,
+        self._seg = shm.create_or_open_writer(self.path, size, init,
                                               lambda m: _header_ok(m, self.dtype, capacity))
+        mm, self.created = self._seg.mm, self._seg.created
         self._m = _Mapped(mm, self.dtype)
         self._data = self._m.data
         _u64(mm, _OFF_PID)[0] = os.getpid()
@@ -114,6 +120,19 @@ class RingWriter:
     def count(self) -> int:
         """Records ever published (the write counter)."""
         return self._next
+
+    def written(self, start: int, end: int) -> tuple[int, list[np.ndarray]]:
+        """(first, views): views of the records this writer published at indices [first, end), in
+        order (two views when they wrap the end of the ring), for publishing them as they lie.
+        Only the newest `capacity` records are still there: `first` is `start` raised to
+        `end - capacity` when more were asked for."""
+        start = max(start, end - self.capacity, 0)
+        if end <= start:
+            return start, []
+        a, b = start % self.capacity, end % self.capacity or self.capacity
+        if a < b:
+            return start, [self._data[a:b]]
+        return start, [self._data[a:], self._data[:b]]
 
     def append(self, rec) -> None:
         """Write one record (a tuple in dtype field order, or a numpy void of the dtype)."""
@@ -149,8 +168,12 @@ class RingWriter:
         self._m.published[0] = i + n
 
     def close(self) -> None:
+        """Stop writing and release the writer lock (another writer may then attach)."""
         self._data = None
         self._m = None
+        if self._seg is not None:
+            self._seg.close()
+            self._seg = None
 
 
 class RingReader:

@@ -5,7 +5,9 @@ Invariants:
   does not send one), `ts_recv_ns` (local receive time, epoch ns) and `flags`;
 - a record with `FLAG_GAP` set is a gap marker, not data: records before it may be missing
   (reconnect, restart, id gap); readers count it and skip it in every computation;
-- changing any dtype bumps SCHEMA_VERSION, so a reader never attaches to a segment of another layout.
+- changing any dtype bumps SCHEMA_VERSION, so a reader never attaches to a segment of another layout;
+- `DTYPES` are the feeds' record kinds (also the bus's record families, ipc/client.py); compute's
+  history samples are `HISTORY_DTYPES`, never published; `RING_DTYPES` is every ring's kind.
 """
 from __future__ import annotations
 
@@ -86,3 +88,36 @@ DTYPES: dict[str, np.dtype] = {
     "depth": DEPTH, "kline": KLINE,
     "poly_book": POLY_BOOK, "poly_trade": POLY_TRADE, "chainlink": CHAINLINK,
 }
+
+# --- history: compute's samples for the dashboard (actors/decide/history.py), never on the bus ---
+# ts_recv_ns is the sample's data-clock time (compute's tick), ts_event_ns the same; a missing value
+# is NaN; the small codes index the tables of actors/decide/history.py (-1: unknown). Fields are
+# ordered for packing (176 bytes), not as the page shows them.
+
+# one sample of one series' current window (the edge document of that tick)
+WINDOW_SAMPLE = np.dtype(_HEAD + [
+    ("slices", "<i4"),                                   # accumulate.slices (this window's so far)
+    ("window_start_ns", "<i8"), ("window_end_ns", "<i8"),  # 0: no window
+    ("binance", "<f8"), ("chainlink", "<f8"),
+    ("settlement", "<f8"),     # the rule's source: Chainlink, or the Binance candle (1h, 1d series)
+    ("price_to_beat", "<f8"), ("fair_up", "<f8"),
+    ("up_bid", "<f8"), ("up_ask", "<f8"), ("down_bid", "<f8"), ("down_ask", "<f8"),
+    ("edge_up", "<f8"), ("edge_down", "<f8"),            # probability units (sides.X.edge)
+    ("roc_up", "<f8"), ("roc_down", "<f8"),              # sides.X.return_on_cost
+    ("buffer", "<f8"),                                   # EDGE_BUFFER_BPS / 1e4
+    ("time_left_s", "<f8"), ("slice_usd", "<f8"), ("acc_usd", "<f8"),
+    ("veto_mask", "<u4"),                                # bit i: VETO_CODES[i]; the last: other
+    ("decision", "<i1"), ("action", "<i1"), ("slice_side", "<i1"), ("quality", "<i1"),
+], align=True)
+
+# one market sample a second (the features document of that tick)
+MARKET_SAMPLE = np.dtype(_HEAD + [
+    ("quality", "<i1"),
+    ("futures", "<f8"), ("spot", "<f8"), ("futures_mid", "<f8"), ("spot_mid", "<f8"),
+    ("cvd_futures", "<f8"), ("cvd_spot", "<f8"), ("basis_bps", "<f8"), ("mark", "<f8"),
+    ("liq_long_usd", "<f8"), ("liq_short_usd", "<f8"),   # the liquidations window's notional
+], align=True)
+
+HISTORY_DTYPES: dict[str, np.dtype] = {"window_sample": WINDOW_SAMPLE, "market_sample": MARKET_SAMPLE}
+# every ring record kind: the feeds' (DTYPES, the bus's record families too) and the history's
+RING_DTYPES: dict[str, np.dtype] = {**DTYPES, **HISTORY_DTYPES}

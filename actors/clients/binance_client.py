@@ -7,6 +7,8 @@ Invariants:
   weight window), counted in `paused_ms`;
 - 418 (IP banned): the same, for `Retry-After`, else the end the message names, else
   `ban_default_sec`; logged as an error and reported by `banned`/`banned_until_ns` in `counters()`;
+- no pause is longer than rest.MAX_PAUSE_SEC (10 min), whatever a response says (`inf`, `1e300`,
+  a ban end in the year 9999): then a request re-probes, and its answer sets the next pause;
 - the used weight comes from each response's `X-MBX-USED-WEIGHT-1M`; a request whose weight would
   take the window's use past `throttle_frac` of the limit waits for the next window
   (`throttled`, `throttled_ms`). Windows are wall-clock minutes, like the venue's;
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from config.logging import conn_fields
 from ipc import clock
 from actors.venues.binance import rest as br
 from actors.venues.binance.rest import RestError
@@ -150,6 +153,7 @@ class BinanceRestClient:
                 self._count(kind)
             retryable = err.status == 0 or err.status >= 500 or err.status in (418, 429)
             if not retryable or attempt >= self.retries:
+                err.url = self.base_url + path      # for the caller's log line (RestError has no URL)
                 raise err
             if err.status not in (418, 429):     # those already paused the whole host
                 await asyncio.sleep(self._backoff(attempt))
@@ -168,22 +172,22 @@ class BinanceRestClient:
             return None
         self._count(str(resp.status))
         err = RestError.from_body(resp.status, resp.body)
-        ra = br.retry_after_sec(resp.status, resp.headers, time.time())
+        now_s = time.time()
+        ra = br.retry_after_sec(resp.status, resp.headers, now_s)
         if resp.status == 429:
             wait = ra if ra is not None else self._window_left()
             self._pause(wait)
             log.warning("429 from %s%s (%s): pausing every request %.1fs", self.base_url, path,
-                        err.msg[:200], wait)
+                        err.msg[:200], wait, extra=conn_fields(self.base_url + path, self.venue, status=429,
+                                                               retry_in_sec=round(wait, 3)))
         elif resp.status == 418:
-            if ra is None:
-                until = br.banned_until_ms(err.msg)
-                ra = (until / 1e3 - time.time()) if until is not None else self.ban_default_sec
-                ra = max(1.0, ra)
+            ra = br.ban_sec(resp.headers, err.msg, now_s, self.ban_default_sec)
             self.bans += 1
             self.banned_until_ns = max(self.banned_until_ns, time.time_ns() + int(ra * _NS))
             self._pause(ra)
             log.error("418 from %s: IP banned (%s); no request for %.0fs", self.base_url,
-                      err.msg[:200], ra)
+                      err.msg[:200], ra, extra=conn_fields(self.base_url + path, self.venue, status=418,
+                                                           retry_in_sec=round(ra, 3)))
         elif resp.status >= 500 and ra is not None:
             self._pause(ra)
         return err

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from actors.features import indicators as ind
+from config.logging import conn_fields
 from config.settings import Settings
 from ipc import clock as data_clock
 from ipc.bus import Publisher
@@ -139,10 +140,10 @@ class IndicatorEngine:
             await self.client.aclose()
 
     # --- shared ------------------------------------------------------------------------------
-    def _log_once(self, key: str, msg: str, *args, level=logging.ERROR) -> None:
+    def _log_once(self, key: str, msg: str, *args, level=logging.ERROR, extra: dict | None = None) -> None:
         n = self._logged.get(key, 0)
         if n % 10 == 0:
-            log.log(level, msg + (f" (x{n + 1})" if n else ""), *args)
+            log.log(level, msg + (f" (x{n + 1})" if n else ""), *args, extra=extra)
         self._logged[key] = n + 1
 
     def _publish(self, st: _Tf, entry: dict) -> None:
@@ -244,7 +245,9 @@ class IndicatorEngine:
                 st.failures += 1
                 st.error = f"TAAPI: {exc}"[:300]
                 self._log_once(f"taapi-{exc.kind}", "indicators %s: TAAPI request failed: %s",
-                               st.tf, exc, level=logging.WARNING)
+                               st.tf, exc, level=logging.WARNING,
+                               extra=conn_fields(self.client.base_url + "/bulk", "taapi", stream=st.tf,
+                                                 error=exc.kind))
                 self.write_state()
                 continue
             except Exception as exc:              # a bug or something unforeseen: never die

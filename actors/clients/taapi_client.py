@@ -3,8 +3,9 @@
 Invariants:
 - one request in flight at a time, and requests at least 1/TAAPI_RATE_PER_SEC apart (token
   spacing, venues/taapi.Pacer): the plan's rate is never exceeded by this client;
-- a 429 stops every request for the block it names (`blockTime`, `Retry-After`), or for the
-  capped backoff if that is longer, because TAAPI lengthens a block for each call made during it;
+- a 429 stops every request for the block it names (`blockTime`, `Retry-After`; at most
+  taapi.MAX_BLOCK_SEC, then a call re-probes), or for the capped backoff if that is longer,
+  because TAAPI lengthens a block for each call made during it;
 - timeouts, connection errors, 5xx, auth failures and malformed bodies pause the client with capped,
   jittered exponential backoff (consecutive failures double it, a success resets it); a call
   raises TaapiError after counting it, and the caller simply asks again later: no retry loop here;
@@ -20,6 +21,7 @@ import time
 import httpx
 
 from actors.venues import taapi
+from config.logging import conn_fields
 from actors.venues.http import backoff_sec
 
 log = logging.getLogger("taapi")
@@ -95,9 +97,10 @@ class TaapiClient:
             self.last_status = r.status_code
             if r.status_code == 429:
                 self.rate_limited += 1
-                block = taapi.block_sec(429, r.headers, content)
+                block = taapi.block_sec(429, r.headers, content, time.time())
                 err = self._fail("429", taapi.error_message(content), block)
-                log.warning("TAAPI 429: %s", err.msg[:300])
+                log.warning("TAAPI 429: %s", err.msg[:300],
+                            extra=conn_fields(self.base_url + "/bulk", "taapi", status=429))
                 raise err
             if r.status_code != 200:
                 kind = "auth" if r.status_code in (401, 403) else str(r.status_code)

@@ -1,9 +1,13 @@
 """Accumulate engine: turn BUY decisions into slices of SLICE_USD within per-window caps.
 
 Definitions (DESIGN.md "Features"):
-- per-window state {schema, window_start_ns, slices, usd, last_slice_ns, by_side}, persisted to
-  `store` (a StateBlock in production, `<prefix>.state.accumulate`) on every change and reloaded at
-  construction, so a compute restart inside the same window keeps its caps and cooldown;
+- one accumulator per followed series (its own window, caps and cooldown); per-window state
+  {schema, window_start_ns, slices, usd, last_slice_ns, by_side}, persisted to `store` (a
+  StateBlock in production, `<prefix>.state.accumulate_<series>`: names.accumulate_block) on every
+  change and reloaded at construction, so a compute restart inside the same window keeps its caps
+  and cooldown;
+- it reads only the decision ("BUY_UP" / "BUY_DOWN" / "NONE", actors/decide/edge.py): which side
+  is worth buying (ranked by return on cost) and whether it is vetoed is the edge's business;
 - a new (larger) window_start_ns resets the state (rollover); an OLDER window_start_ns than the
   state's is refused (HOLD "stale_window") and never resets it;
 - a BUY_UP/BUY_DOWN decision becomes a SLICE when all hold:

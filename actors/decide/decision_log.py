@@ -1,4 +1,8 @@
-"""Decision log: one JSON line per decision, in `<dir>/decisions-YYYY-MM-DD.jsonl`.
+"""Decision log: one JSON line per decision, in `<dir>/decisions-<tag>-YYYY-MM-DD.jsonl`.
+
+Each series' edge engine has its own log, tagged `<asset>-<series>`
+(`DECISION_LOG_DIR/decisions-btc-15m-2026-12-02.jsonl`); a log without a tag writes
+`decisions-YYYY-MM-DD.jsonl`. Readers (calibrate, the backtest) glob `decisions-*.jsonl`.
 
 Invariants:
 - the file is chosen by the UTC date of the decision's own timestamp (`ts_ns` argument, else the
@@ -30,8 +34,9 @@ def day_of(ts_ns: int) -> str:
 
 
 class DecisionLog:
-    def __init__(self, dir: str = "data/decisions", log_every_sec: float = 60.0):
+    def __init__(self, dir: str = "data/decisions", log_every_sec: float = 60.0, tag: str | None = None):
         self.dir = str(dir)
+        self.stem = f"decisions-{tag}" if tag else "decisions"
         self.log_every_sec = log_every_sec
         self._f = None
         self._day: str | None = None
@@ -42,7 +47,7 @@ class DecisionLog:
         self._last_log = float("-inf")
 
     def path_for(self, day: str) -> str:
-        return os.path.join(self.dir, f"decisions-{day}.jsonl")
+        return os.path.join(self.dir, f"{self.stem}-{day}.jsonl")
 
     @property
     def path(self) -> str | None:

@@ -14,16 +14,18 @@ Point settlement (the price at the window end T, τ = T − t seconds left):
     m = ln S + μ·τ,  v = σ²·τ          → prob_up(s, s0, σ, τ, drift = μ·τ)
 i.e. DESIGN.md's Φ((ln(S/S0) + drift) / (σ·√τ)).
 
-TWAP settlement (twapEnabled: the settlement value is the time average of the price over the last
-L = twap_lookback_sec seconds, [T − L, T]). The arithmetic average of prices is replaced by the
-average of log prices, X = (1/L)·∫_{T−L}^{T} x_u du (geometric ≈ arithmetic: they differ by
-O(σ²·L), ~1e−6 relative at σ = 1e−4/√s, L = 60 s, far below the resolution of S0). With
+TWAP settlement (twapEnabled: the settlement value is the mean of the Chainlink observations in
+the last L = twap_lookback_sec seconds, (T − L, T], one a second: settlement.twap_mean). The model
+takes that mean as the time average of the price over the span, and the arithmetic average of
+prices as the average of log prices, X = (1/L)·∫_{T−L}^{T} x_u du (geometric ≈ arithmetic: they
+differ by O(σ²·L), ~1e−6 relative at σ = 1e−4/√s, L = 60 s, far below the resolution of S0). With
 ∫_0^a W_v dv ~ N(0, a³/3) and W's independent increments:
 - τ ≥ L (averaging not started; d = τ − L until it starts):
       X = x_t + μ·(d + L/2) + σ·W_d + (σ/L)·∫_0^L W'_v dv
       m = ln S + μ·(τ − L/2),   v = σ²·(τ − L + L/3) = σ²·(τ − 2L/3);
-- 0 < τ < L (inside it; e = L − τ seconds already averaged, A the running time-average of the
-  observed settlement prices over [T − L, t], ln A standing for their log-average):
+- 0 < τ < L (inside it; e = L − τ seconds already averaged, A the running average: the mean of
+  the Chainlink observations in (T − L, t], by the settlement's own definition (about e of them),
+  ln A standing for their log-average):
       X = (e·ln A + τ·x_t)/L + (μ/L)·τ²/2 + (σ/L)·∫_0^τ W_v dv
       m = (e·ln A + τ·ln S)/L + μ·τ²/(2L),   v = σ²·τ³/(3·L²).
 Both branches meet at τ = L (m = ln S + μ·L/2, v = σ²·L/3), and v → 0 as τ → 0: the average
@@ -51,27 +53,40 @@ observation, or when the last one is older than `max_age_sec` (if set).
 PriceSmoother: the EWMA of ln B on time, half-life H seconds: y ← y + (1 − 2^(−Δt/H))·(ln B − y),
 first sample taken as is; value exp(y).
 
-TwapTracker: the time-weighted mean of the Chainlink step function (each value holds until the
-next observation) over [T − L, t]; the value in effect at T − L is the last one observed before
-it (else the average starts at the first observation inside, `from_ns` says where).
+TwapTracker: A, the mean of the Chainlink observations in (T − L, now] (settlement.twap_mean,
+the same function the settlement uses, so at now = T the running average is the settlement
+value); a window's tracker starts from every observation already seen in its span (a restart
+inside the span loses nothing the history holds). Before the span's first observation has
+arrived (its first ~2 s, e/L of the weight) there is no A and the averaged part is taken at S
+itself (`twap_avg` None; the shift (e/L)·ln(A/S) is then 0).
 
-Settlement: the averaging span (T − L, T], the tie (S_T = S0 is Up) and, once the window has
-ended, its settlement price (`snapshot()["settlement"]`) are actors/decide/settlement.py's one
-rule, the same the strategy, the backtest and calibrate use.
+Settlement: the averaging span (T − L, T] and the tie (S_T = S0 is Up) are
+actors/decide/settlement.py's one rule, the same the strategy, the backtest and calibrate use.
+Once the window has ended the snapshot prices nothing ("window ended"); the caller settles it
+by that rule (settlement.settle, from the observations in `history`).
 
-Parameters (settings): FAIR_BASIS_HALFLIFE_SEC, FAIR_SMOOTH_HALFLIFE_SEC,
-FAIR_CHAINLINK_MAX_AGE_SEC, FAIR_DRIFT_K; the basis shrink k is BASIS_SHRINK (proposed
-FAIR_BASIS_SHRINK).
+The settlement source. A window's `rule` (settlement.Rule) says what it settles on. Chainlink
+(point or TWAP): S is the Chainlink estimate above. A Binance candle (hourly "candle": close ≥
+open of the candle the window spans; daily "candle_close": the close of the 1m candle opening at
+the end): the settlement source is the candle's own market, so S is that market's price, given
+by the caller (`source_price`, fast and smooth), with no Chainlink basis; point settlement at T
+(the end; for "candle_close" the end of that last 1m candle, T = end + 60 s). A window without a
+rule (tests) settles as its `twap_enabled` / `twap_lookback_sec` say, on Chainlink.
+
+Parameters (settings): FAIR_BASIS_HALFLIFE_SEC, FAIR_SMOOTH_HALFLIFE_SEC, FAIR_DRIFT_K; the basis
+shrink k is BASIS_SHRINK (proposed FAIR_BASIS_SHRINK). FAIR_CHAINLINK_MAX_AGE_SEC is not a fair
+value input: a Chainlink value older than it (receive time) vetoes the decision
+(actors/decide/edge.py "chainlink_stale"), so the fair value is still shown.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable
+from typing import Callable, Iterable
 
 from actors.decide import settlement
 
-SEC_NS = 1_000_000_000
+SEC_NS = settlement.SEC_NS
 BASIS_SHRINK = 1.0            # k = 1: the basis EWMA replaces the last observation's own basis
 SETTLE_HISTORY = 1_800        # Chainlink observations kept to settle the last window (~1 per s)
 _SQRT2 = math.sqrt(2.0)
@@ -124,12 +139,22 @@ def twap_moments(tau_s: float, lookback_s: float, sigma_per_sqrt_s: float,
 
 def twap_prob_up(s: float, s0: float, sigma_per_sqrt_s: float, tau_s: float, lookback_s: float,
                  running_avg: float | None = None, drift_rate: float = 0.0) -> float:
-    """P(log-TWAP over the last `lookback_s` seconds ≥ ln S0), `running_avg` = A, the time-average
-    of the settlement price observed since T − L (needed once τ < L)."""
+    """P(log-TWAP over the last `lookback_s` seconds ≥ ln S0), `running_avg` = A, the mean of the
+    Chainlink observations in (T − L, t] (needed once τ < L)."""
     if not (s > 0 and s0 > 0):
         raise ValueError(f"prices must be > 0, got s={s}, s0={s0}")
     shift, var = twap_moments(tau_s, lookback_s, sigma_per_sqrt_s, drift_rate, s, running_avg)
     return _prob(math.log(s / s0) + shift, var)
+
+
+def _twap(window) -> tuple[bool, int]:
+    """(TWAP settlement?, lookback s) of a window: its rule's, else its own flags."""
+    rule = getattr(window, "rule", None)
+    if rule is not None:
+        twap = rule.source == "chainlink" and rule.method == "twap" and rule.twap_lookback_sec > 0
+        return twap, int(rule.twap_lookback_sec) if twap else 0
+    twap = bool(window.twap_enabled) and window.twap_lookback_sec > 0
+    return twap, int(window.twap_lookback_sec) if twap else 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -241,46 +266,35 @@ class SettlementPrice:
 
 
 class TwapTracker:
-    """Time-weighted mean of the Chainlink step function over [start_ns, now] (module docstring)."""
+    """The running TWAP of one window: the mean of the Chainlink observations in (T − L, now],
+    settlement.twap_mean (module docstring). Keeps the observations of its span only."""
 
     def __init__(self):
-        self.start_ns: int | None = None
         self.reset_window(None)
-        self.prev: float | None = None        # last value observed (any time)
-        self.prev_ts_ns: int | None = None
 
-    def reset_window(self, start_ns: int | None) -> None:
-        self.start_ns = start_ns
-        self.integral = 0.0                  # Σ value·ns over [from_ns, last_ts]
-        self.from_ns: int | None = None
-        self.last_v: float | None = None
-        self.last_ts_ns: int | None = None
+    def reset_window(self, start_ns: int | None, end_ns: int | None = None,
+                     history: Iterable[tuple[int, float]] = ()) -> None:
+        """The span (start_ns, end_ns] (start_ns = T − L; None: no TWAP window), seeded with the
+        observations already seen in it (`history`, in time order)."""
+        self.start_ns, self.end_ns = start_ns, end_ns
+        self.obs: list[tuple[int, float]] = []
+        for ts_ns, price in history:
+            self.on_value(ts_ns, price)
 
     def on_value(self, ts_ns: int, price: float) -> None:
-        if self.prev_ts_ns is not None and ts_ns <= self.prev_ts_ns:
+        """One observation; kept if it is in the span and newer than the last one kept."""
+        if self.start_ns is None or ts_ns <= self.start_ns or \
+                (self.end_ns is not None and ts_ns > self.end_ns):
             return
-        if self.start_ns is not None and ts_ns > self.start_ns:
-            if self.last_v is None:          # first point inside the averaging window
-                if self.prev is not None:    # the value in effect at the start
-                    self.from_ns, self.last_v, self.last_ts_ns = \
-                        self.start_ns, self.prev, self.start_ns
-                else:
-                    self.from_ns, self.last_v, self.last_ts_ns = ts_ns, price, ts_ns
-            self.integral += self.last_v * (ts_ns - self.last_ts_ns)
-            self.last_v, self.last_ts_ns = price, ts_ns
-        elif self.start_ns is not None and ts_ns == self.start_ns:
-            self.from_ns, self.last_v, self.last_ts_ns = ts_ns, price, ts_ns
-        self.prev, self.prev_ts_ns = price, ts_ns
+        if not self.obs or ts_ns > self.obs[-1][0]:
+            self.obs.append((ts_ns, price))
 
     def average(self, now_ns: int) -> float | None:
+        """A at now: the mean of the observations in (T − L, min(now, T)]; None before the first."""
         if self.start_ns is None:
             return None
-        if self.last_v is None:              # nothing observed inside yet: carry the prior value
-            return self.prev if (self.prev is not None and now_ns >= self.start_ns) else None
-        span = now_ns - self.from_ns
-        if span <= 0:
-            return self.last_v
-        return (self.integral + self.last_v * (now_ns - self.last_ts_ns)) / span
+        hi = now_ns if self.end_ns is None else min(now_ns, self.end_ns)
+        return settlement.twap_mean(self.obs, self.start_ns, hi)
 
 
 class FairValue:
@@ -298,7 +312,7 @@ class FairValue:
     @classmethod
     def from_settings(cls, s, binance_at: Callable[[int], float | None] | None = None) -> "FairValue":
         return cls(basis_halflife_sec=s.decisions.fair_basis_halflife_sec, basis_shrink=BASIS_SHRINK,
-                   binance_at=binance_at, chainlink_max_age_sec=s.decisions.fair_chainlink_max_age_sec)
+                   binance_at=binance_at)
 
     def on_chainlink(self, ts_ns: int, price: float, binance_price: float | None = None) -> None:
         self.settle.on_chainlink(ts_ns, price, binance_price)
@@ -306,33 +320,27 @@ class FairValue:
         if not self.history or ts_ns > self.history[-1][0]:
             self.history.append((ts_ns, price))
 
-    def settled(self, window, price_to_beat: float | None = None) -> dict:
-        """The window's settlement by the one rule, from the observations seen: price, status
-        ("ok" / "pending" / "incomplete") and, with a price to beat, the winner."""
-        twap = bool(window.twap_enabled) and window.twap_lookback_sec > 0
-        price, status = settlement.settlement_price(self.history, window.end_s * SEC_NS, twap,
-                                                    float(window.twap_lookback_sec))
-        won = (settlement.winner(price, price_to_beat)
-               if price is not None and price_to_beat is not None else None)
-        return {"price": price, "status": status, "winner": won}
-
     def _sync_window(self, window) -> None:
-        key = (window.start_s, window.end_s, bool(window.twap_enabled),
-               int(window.twap_lookback_sec))
+        twap, L = _twap(window)
+        key = (window.start_s, window.end_s, twap, L)
         if key != self._window_key:
             self._window_key = key
-            start = settlement.twap_start_ns(window.end_s * SEC_NS, int(window.twap_lookback_sec)) \
-                if window.twap_enabled and window.twap_lookback_sec > 0 else None
-            self.twap.reset_window(start)
+            end = window.end_s * SEC_NS
+            if twap:
+                self.twap.reset_window(settlement.twap_start_ns(end, L), end, self.history)
+            else:
+                self.twap.reset_window(None)
 
     def snapshot(self, now_ns: int, window, price_to_beat: float | None,
                  chainlink: tuple[int, float] | None = None,
                  binance_price_fast: float | None = None,
                  binance_price_smooth: float | None = None, sigma_fast: float | None = None,
                  sigma_blend: float | None = None, bias_score: float | None = None,
-                 drift_k: float = 0.0) -> dict:
+                 drift_k: float = 0.0, source_price: dict | None = None) -> dict:
         """`chainlink` = the newest (ts_ns, price) observation (fed once; repeats ignored), for
-        callers that do not feed `on_chainlink` themselves (the engine does)."""
+        callers that do not feed `on_chainlink` themselves (the engine does). `source_price`
+        ({"fast", "smooth"}) is the settlement source's own price for a window that does not
+        settle on Chainlink (module docstring); it replaces the Chainlink estimate."""
         out = {"fast": None, "smooth": None, "tau_s": None, "tau_eff_s": None,
                "s": {"fast": None, "smooth": None}, "s0": price_to_beat,
                "sigma": {"fast": sigma_fast, "smooth": sigma_blend}, "twap": False,
@@ -346,18 +354,20 @@ class FairValue:
         if chainlink is not None:
             self.on_chainlink(int(chainlink[0]), float(chainlink[1]))
         out.update(self.settle.snapshot(now_ns))
-        twap = bool(window.twap_enabled) and window.twap_lookback_sec > 0
-        L = float(window.twap_lookback_sec) if twap else None
+        twap, L = _twap(window)
+        L = float(L) if twap else None
         out["twap"], out["twap_lookback_sec"] = twap, L
+        direct = source_price is not None
+        out["source"] = "chainlink" if not direct else getattr(window.rule, "source", "direct")
         start_ns, end_ns = window.start_s * SEC_NS, window.end_s * SEC_NS
         if now_ns < start_ns:
             out["reason"] = "window not started"
             return out
         if now_ns >= end_ns:
-            out["reason"] = "window ended"
-            out["settlement"] = self.settled(window, price_to_beat)
+            out["reason"] = "window ended"      # settled by the caller (settlement.settle)
             return out
-        tau = (end_ns - now_ns) / SEC_NS
+        rule = getattr(window, "rule", None)
+        tau = ((settlement.settles_at_ns(rule, end_ns) if rule is not None else end_ns) - now_ns) / SEC_NS
         out["tau_s"] = tau
         if price_to_beat is None or not price_to_beat > 0:
             out["reason"] = "no price to beat"
@@ -372,7 +382,11 @@ class FairValue:
         reasons = []
         for mode, b_now, sigma in (("fast", binance_price_fast, sigma_fast),
                                    ("smooth", binance_price_smooth, sigma_blend)):
-            s, why = self.settle.estimate(now_ns, b_now)
+            if direct:
+                s = source_price.get(mode)
+                s, why = (s, None) if s is not None and s > 0 else (None, "no settlement-source price")
+            else:
+                s, why = self.settle.estimate(now_ns, b_now)
             out["s"][mode] = s
             if s is None:
                 reasons.append(f"{mode}: {why}")
@@ -383,10 +397,8 @@ class FairValue:
             mu = drift_k * bias_score * sigma if (bias_score is not None and drift_k) else 0.0
             out["drift_rate"][mode] = mu
             if twap:
-                if tau < L and avg is None:
-                    reasons.append(f"{mode}: no Chainlink value for the TWAP running average")
-                    continue
-                out[mode] = twap_prob_up(s, price_to_beat, sigma, tau, L, avg, mu)
+                # no observation in the span yet: its first ~2 s are taken at S (module docstring)
+                out[mode] = twap_prob_up(s, price_to_beat, sigma, tau, L, s if avg is None else avg, mu)
             else:
                 out[mode] = prob_up(s, price_to_beat, sigma, tau, mu * tau)
         if reasons:

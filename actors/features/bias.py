@@ -9,7 +9,7 @@ with n = BIAS_EMA_N and α = 2 / (n + 1):
   in ATRs, squashed into (−1, 1); 1 ATR above the EMA gives tanh(k).
 Ready once m ≥ n + 1 consecutive closed klines were seen; None with a reason before, or when
 a_m = 0. Combination: score = Σ w_tf·d_tf / Σ w_tf over the timeframes of BIAS_WEIGHTS
-(`tf:weight,…`, weights ≥ 0; default equal weights on 1m, 5m, 15m, 1h and 4h); a convex
+(`tf:weight,…`, weights ≥ 0; default equal weights on 1m, 5m, 15m and 1h, the CONTEXT_TFS); a convex
 combination, so score ∈ [−1, 1]. The score is None, with the timeframes that are not ready,
 until every timeframe of positive weight is ready: it never silently covers fewer timeframes.
 Klines: KLINE records of any timeframe (routed by `tf_sec`; those of timeframes without a weight

@@ -110,6 +110,8 @@ class AnchorDoc(TypedDict):
 
 
 class FeaturesQualityDoc(TypedDict):
+    """A quality mode and its reasons (actors/features/quality.py): the global one here and in the
+    `quality` block; each edge document carries one for its own inputs."""
     mode: Mode
     reasons: list[str]
 

@@ -5,13 +5,17 @@ taker sell. The default anchor is the UTC session start (00:00 UTC of the trade'
 a later UTC day moves the anchor to that day and restarts the sum. An explicit anchor (from
 `/control/anchor/reset`) stays until the next reset. Trades before the anchor are ignored.
 `from_ns` is the event time of the first trade actually summed: when compute starts mid-session it
-is later than the anchor, and consumers can tell the CVD covers less than the session.
+is later than the anchor, and consumers can tell the CVD covers less than the session; after a
+warm-up from klines (actors/warmup.py) it is the anchor itself.
+The sum is exact (actors/features/exact.py: integer units of 1e-8), so a CVD rebuilt from 1m klines
+(taker-buy volume − taker-sell volume per minute) plus the trades after them equals, to the unit,
+the CVD of an uninterrupted run over the same trades, however the trades were chunked.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from actors.features import seq_sum
+from actors.features.exact import SCALE, units
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -56,17 +60,28 @@ class Cvd(Anchored):
         super().__init__(anchor_ns)
 
     def _clear(self) -> None:
-        self.value, self.from_ns, self.trades = 0.0, None, 0
+        self.units, self.from_ns, self.trades = 0, None, 0
+
+    @property
+    def value(self) -> float:
+        return self.units / SCALE
 
     def update(self, trades: np.ndarray) -> None:
         trades = self._since_anchor(trades)
         if trades is None:
             return
-        self.value = seq_sum(self.value, trades["qty"] * trades["side"])
+        self.units += int((units(trades["qty"]) * trades["side"].astype(np.int64)).sum())
         if self.from_ns is None:
             self.from_ns = int(trades["ts_event_ns"][0])
         self.trades += len(trades)
         self.last_trade_id = int(trades["trade_id"][-1])
+
+    def warm(self, anchor_ns: int, delta_units: int) -> None:
+        """Start from a sum rebuilt from klines since `anchor_ns` (delta in units of 1e-8):
+        the sum covers the session from its anchor."""
+        self.anchor_ns = anchor_ns
+        self._clear()
+        self.units, self.from_ns = delta_units, anchor_ns
 
     def snapshot(self) -> dict:
         return {"cvd": self.value if self.from_ns is not None else None,

@@ -6,9 +6,11 @@ Definitions (DESIGN.md "Features"), over the trades with `ts_event_ns ≥ anchor
 - σ_vwap = sqrt(Σq·p² / Σq − vwap²), the volume-weighted standard deviation of the trade prices;
 - last = price of the newest trade summed; dev_bps = (last − vwap) / vwap · 1e4;
   dev_sigma = (last − vwap) / σ_vwap (None while σ_vwap = 0: all volume at one price).
-Computed with prices shifted by p0, the first price after the anchor (d = p − p0):
-vwap = p0 + Σq·d / Σq and σ² = Σq·d² / Σq − (Σq·d / Σq)², the same quantities without the
-cancellation of Σq·p² − Σq·vwap² at BTC prices (σ² is clamped at 0 against rounding).
+Computed from exact integer sums (actors/features/exact.py) Σq, Σq·p, Σq·p²: vwap = Σq·p / Σq and
+σ² = (Σq·Σq·p² − (Σq·p)²) / (Σq)², each one correctly rounded division, so there is no cancellation
+at BTC prices, and chunking never changes a value. After a warm-up from 1m klines (actors/warmup.py)
+Σq and Σq·p are exact (volume, quote volume) but Σq·p² of those minutes is taken at each minute's
+VWAP: σ is then a lower bound, and the snapshot says so (`sigma_exact` false, `kline_minutes`).
 Anchor, as flow.Cvd: by default the UTC session start (00:00 UTC of the day of the largest event
 time of a chunk): a chunk reaching a later UTC day moves the anchor there and restarts the sums,
 and its trades before the new anchor are ignored. `reset(anchor_ns)` (from
@@ -23,17 +25,18 @@ import math
 
 import numpy as np
 
-from actors.features import seq_sum
+from actors.features.exact import SCALE, qp_sums, units
 
 from actors.features.flow import Anchored
 
 
 class AnchoredVwap(Anchored):
     def _clear(self) -> None:
-        self.p0: float | None = None
-        self.q = self.qd = self.qd2 = 0.0
+        self.q = self.s1 = self.s2 = 0        # Σq (1e-8), Σq·p (1e-16), Σq·p² (1e-24): exact
         self.trades = 0
+        self.kline_minutes = 0                # minutes summed from klines (σ: see below)
         self.from_ns: int | None = None
+        self.last_units: int | None = None
         self.last_price: float | None = None
         self.last_ts_ns: int | None = None
         self.last_recv_ns: int | None = None
@@ -42,39 +45,55 @@ class AnchoredVwap(Anchored):
         trades = self._since_anchor(trades)
         if trades is None:
             return
-        p, q = trades["price"], trades["qty"]
-        if self.p0 is None:
-            self.p0 = float(p[0])
+        p, q = units(trades["price"]), units(trades["qty"])
+        if self.from_ns is None:
             self.from_ns = int(trades["ts_event_ns"][0])
-        d = p - self.p0
-        qd = q * d
-        self.q = seq_sum(self.q, q)
-        self.qd = seq_sum(self.qd, qd)
-        self.qd2 = seq_sum(self.qd2, qd * d)
+        self.q += int(q.sum())
+        s1, s2 = qp_sums(q, p)
+        self.s1 += s1
+        self.s2 += s2
         self.trades += len(trades)
-        self.last_price = float(p[-1])
+        self.last_units = int(p[-1])
+        self.last_price = float(trades["price"][-1])
         self.last_ts_ns = int(trades["ts_event_ns"][-1])
         self.last_recv_ns = int(trades["ts_recv_ns"][-1])
 
+    def warm(self, anchor_ns: int, q_units: int, qp_units: int, qp2_units: int, minutes: int,
+             last_units: int | None, last_ts_ns: int | None) -> None:
+        """Start from sums rebuilt from `minutes` 1m klines since `anchor_ns`: Σq (volume), Σq·p
+        (quote volume) exact, Σq·p² from each minute's own VWAP (the dispersion inside those
+        minutes is not in a kline: σ is then a lower bound, flagged `sigma_exact` false)."""
+        self.anchor_ns = anchor_ns
+        self._clear()
+        self.q, self.s1, self.s2, self.kline_minutes = q_units, qp_units, qp2_units, minutes
+        self.from_ns = anchor_ns
+        if last_units is not None:
+            self.last_units, self.last_price = last_units, last_units / SCALE
+            self.last_ts_ns = last_ts_ns
+
     def snapshot(self, now_ns: int | None = None) -> dict:
         out = {"vwap": None, "sigma": None, "dev_bps": None, "dev_sigma": None,
-               "last_price": self.last_price, "volume": self.q, "trades": self.trades,
+               "last_price": self.last_price, "volume": self.q / SCALE, "trades": self.trades,
                "anchor_ns": self.anchor_ns, "explicit": self.explicit, "from_ns": self.from_ns,
-               "last_trade_ts_ns": self.last_ts_ns,
+               "last_trade_ts_ns": self.last_ts_ns, "sigma_exact": self.kline_minutes == 0,
+               "kline_minutes": self.kline_minutes,
                "age_ms": (None if now_ns is None or self.last_recv_ns is None
                           else (now_ns - self.last_recv_ns) / 1e6)}
-        if not self.q > 0:
-            out["reason"] = ("no trade since the anchor" if self.trades == 0
+        if not self.q > 0 or self.s1 <= 0:
+            out["reason"] = ("no trade since the anchor" if self.trades == 0 and not self.kline_minutes
                              else "no volume since the anchor")
             return out
-        m = self.qd / self.q
-        vwap = self.p0 + m
-        var = max(0.0, self.qd2 / self.q - m * m)
-        sigma = math.sqrt(var)
-        diff = (self.last_price - self.p0) - m        # last − vwap, without cancellation
-        out.update(vwap=vwap, sigma=sigma, dev_bps=diff / vwap * 1e4)
+        q, s1 = self.q, self.s1
+        vwap = s1 / (q * SCALE)
+        # σ² = Σq·p²/Σq − vwap², as one exact fraction (no cancellation, never negative)
+        sigma = math.sqrt(max(0, q * self.s2 - s1 * s1) / (q * q * SCALE * SCALE))
+        out.update(vwap=vwap, sigma=sigma)
+        if self.last_units is None:
+            return out
+        diff_num = self.last_units * q - s1                 # (last − vwap)·Σq, in 1e-16
+        out["dev_bps"] = diff_num * 10_000 / s1
         if sigma > 0:
-            out["dev_sigma"] = diff / sigma
+            out["dev_sigma"] = diff_num / (q * SCALE) / sigma
         else:
             out["dev_sigma_reason"] = "zero price dispersion since the anchor"
         return out

@@ -1,4 +1,5 @@
-"""gunicorn configuration for the `api` actor (loaded with `-c python:actors.obs.gunicorn_conf`).
+"""gunicorn configuration for the `api` actor (loaded with `-c python:actors.obs.gunicorn_conf`);
+the workers are uvicorn's (actors/obs/uvicorn_front.py), serving the Falcon ASGI app.
 
 The master process writes the api's heartbeat: it is the one supervisord watches, and a registry
 slot has a single writer, which several workers could not be.
@@ -27,7 +28,9 @@ PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 def json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's answer to a request it refuses before the app sees it (bad request line,
-    header too large, …), as the app's JSON error instead of gunicorn's HTML page."""
+    header too large, …), as the app's JSON error instead of gunicorn's HTML page. (Only gunicorn's
+    own WSGI workers parse HTTP; the API's uvicorn workers answer their refusals in
+    actors/obs/uvicorn_front.py, in the same shape.)"""
     import orjson
     from gunicorn import util
     body = orjson.dumps({"title": reason.lower(), "description": mesg})
@@ -93,7 +96,11 @@ def when_ready(server):
     from config.settings import load_settings
     from ipc.state import Heartbeat, Registry
 
+    from actors import supervision
+
     s = load_settings()
+    # `run.py api` counted this start, then exec'd gunicorn: carry that history (not a new start)
+    supervision.resume_from_env("api")
     hb = Heartbeat(Registry(s.ipc.shm_dir, s.ipc.shm_prefix), "api")
 
     def beat():

@@ -1,12 +1,14 @@
 """JSON Schema (the OpenAPI 3.1 dialect) from the typed document definitions. Pure.
 
 Invariants:
-- a TypedDict becomes an object whose `required` are its required keys (in declaration order)
-  and whose extra keys stay allowed; a TypedDict named in `refs` becomes a `$ref` to that
-  component wherever it is used (except as the component being built);
-- `X | None` is `{"type": [t, "null"]}` for a plain type, else `anyOf [X, null]`; `Literal` is an
-  `enum`; `list[X]` an array of X; `dict[str, X]` an object of X; `Any` (or a bare list/dict)
-  leaves the value open; `Annotated[X, "text"]` adds "text" as the description.
+- a TypedDict becomes an object whose `required` are its required keys (in declaration order;
+  `NotRequired` is honoured even in a module with postponed annotations) and whose extra keys
+  stay allowed; a TypedDict named in `refs` becomes a `$ref` to that component wherever it is
+  used (except as the component being built);
+- `X | None` is `{"type": [t, "null"]}` for a plain type, `{"enum": [..., null]}` for a
+  `Literal`, else `anyOf [X, null]`; `Literal` is an `enum`; `list[X]` an array of X;
+  `dict[str, X]` an object of X; `Any` (or a bare list/dict) leaves the value open;
+  `Annotated[X, "text"]` adds "text" as the description.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ def schema_of(tp: Any, refs: Mapping[type, str] | None = None) -> dict:
             return {"anyOf": inner}
         if len(inner) == 1 and set(inner[0]) == {"type"} and isinstance(inner[0]["type"], str):
             return {"type": [inner[0]["type"], "null"]}
+        if len(inner) == 1 and set(inner[0]) == {"enum"}:
+            return {"enum": [*inner[0]["enum"], None]}
         return {"anyOf": [*inner, {"type": "null"}]}
     if origin is typing.Literal:
         return {"enum": list(args)}
@@ -71,7 +75,11 @@ def object_schema(td: type, refs: Mapping[type, str] | None = None) -> dict:
     hints = typing.get_type_hints(td, include_extras=True)
     out: dict[str, Any] = {"type": "object",
                            "properties": {k: schema_of(v, inner) for k, v in hints.items()}}
-    required = [k for k in hints if k in td.__required_keys__]
+    # from the hints too: under `from __future__ import annotations` a 3.11 TypedDict counts a
+    # NotRequired key as required, while the resolved hint still says NotRequired
+    required = [k for k, v in hints.items()
+                if typing.get_origin(v) is typing.Required
+                or (k in td.__required_keys__ and typing.get_origin(v) is not typing.NotRequired)]
     if required:
         out["required"] = required
     if td.__doc__ and td.__doc__ != dict.__doc__ and not td.__doc__.startswith(td.__name__ + "("):

@@ -19,7 +19,7 @@ from typing import Any
 
 from ipc import names
 
-from actors.decide.docs import EdgeDoc
+from actors.decide.docs import EdgeBlockDoc, EdgeDoc, PriceToBeatDoc, RuleDoc
 from actors.features.docs import BarDoc, BarsDoc, FeaturesDoc, QualityDoc, TopOfBookDoc, VenueFeaturesDoc
 from actors.obs.jsonschema import object_schema, ref as _ref
 
@@ -29,7 +29,8 @@ INT64_MAX = 2 ** 63 - 1
 # typed document -> component name (a use of one inside another is a $ref)
 COMPONENTS: dict[type, str] = {QualityDoc: "Quality", TopOfBookDoc: "TopOfBook", BarDoc: "Bar",
                                BarsDoc: "Bars", VenueFeaturesDoc: "VenueFeatures",
-                               FeaturesDoc: "Features", EdgeDoc: "Edge"}
+                               FeaturesDoc: "Features", EdgeDoc: "Edge", EdgeBlockDoc: "EdgeBlock",
+                               RuleDoc: "Rule", PriceToBeatDoc: "PriceToBeat"}
 
 
 def _nullable(schema: dict) -> dict:
@@ -41,6 +42,7 @@ INT = {"type": "integer"}
 NS = {"type": "integer", "description": "epoch time, ns"}
 NUM_OR_NULL = {"type": ["number", "null"]}
 STR_LIST = {"type": "array", "items": {"type": "string"}}
+SERIES = {"enum": list(names.POLY_SERIES), "description": "an up/down series (ipc.names.POLY_SERIES)"}
 
 
 def _obj(props: dict, required: tuple[str, ...] = (), **extra) -> dict:
@@ -103,21 +105,68 @@ SCHEMAS: dict[str, dict] = {
                       "asks": {"type": "array", "items": {"type": "array", "items": NUM,
                                                           "minItems": 2, "maxItems": 2}}},
                      ("valid",)),
-    "Polymarket": _obj({"ts_ns": NS,
-                        "window": _nullable(_obj({"slug": {"type": "string"}, "window_start_ns": NS,
-                                                  "window_end_ns": NS, "up_token": {"type": "string"},
-                                                  "down_token": {"type": "string"},
-                                                  "price_to_beat": NUM_OR_NULL,
-                                                  "price_to_beat_source": {"type": "string"}},
-                                                 ("slug", "window_start_ns", "window_end_ns"))),
+    "PolyWindow": _obj({"series": SERIES, "asset": {"type": "string"}, "slug": {"type": "string"},
+                        "window_start_ns": NS, "window_end_ns": NS,
+                        "up_token": {"type": "string"}, "down_token": {"type": "string"},
+                        "rule": _ref("Rule"), "price_to_beat": NUM_OR_NULL,
+                        "price_to_beat_source": {"enum": ["venue", None],
+                                                 "description": "venue: Gamma's number; null: compute estimates it"},
+                        "final_price": NUM_OR_NULL,
+                        "resolution": _nullable(_obj({"winner": {"enum": list(names.POLY_TOKENS)},
+                                                      "source": {"type": "string"}, "ts_ns": NS},
+                                                     ("winner",)))},
+                       ("series", "slug", "window_start_ns", "window_end_ns"),
+                       description="One up/down window as feed_poly resolved it (the tick.poly.market.<series> payload)"),
+    "PolySeries": _obj({"window": _nullable(_ref("PolyWindow")), "next": _nullable(_ref("PolyWindow")),
                         "books": {"type": "object", "additionalProperties": _ref("PolyBook")},
+                        "resolved": {"type": "array", "items": _ref("PolyWindow")}},
+                       ("window", "books")),
+    "Polymarket": _obj({"ts_ns": NS, "disabled": {"type": ["string", "null"]},
+                        "series": {"type": "object", "additionalProperties": _ref("PolySeries"),
+                                   "description": "every followed series, by name (5m, 15m, 1h, ...)"},
                         "counters": {"type": "object"}, "lookup_errors": {"type": "object"}},
-                       ("ts_ns", "window", "books")),
+                       ("ts_ns", "series"), description="feed_poly's block: every followed series"),
+    "PolymarketSeries": {"allOf": [_ref("PolySeries"), _obj(
+        {"ts_ns": NS, "series": SERIES, "disabled": {"type": ["string", "null"]}}, ("ts_ns", "series"))],
+        "description": "/latest/polymarket?series=: one series, with the block's time"},
     "AnchorResetRequest": _obj({"anchor_ns": {"type": ["integer", "null"], "minimum": 0, "maximum": INT64_MAX,
                                               "description": "the new anchor, epoch ns (null or absent: now)"}},
                                additionalProperties=False),
     "AnchorResetReply": _obj({"ok": {"const": True}, "anchor_ns": {"type": "integer", "minimum": 0}},
                              ("ok", "anchor_ns")),
+    # the dashboard's history (actors/web/history.py): columns of equal length, NaN as null
+    "HistoryWindow": _obj({
+        "series": SERIES, "window": {"type": ["string", "null"]},
+        "window_start_ns": {"type": ["integer", "null"]}, "window_end_ns": {"type": ["integer", "null"]},
+        "ts_ns": NS, "complete": {"type": "boolean", "description": "false: the samples do not reach "
+                                  "back to the window's start (ring lapped, or compute started later)"},
+        "events_dropped": {"type": "integer", "minimum": 0,
+                           "description": "older events left out (the newest 2000 are answered)"},
+        "n": {"type": "integer", "minimum": 0, "maximum": 2000},
+        "columns": _obj({k: {"type": "array", "items": INT if k == "ts_ns" else NUM_OR_NULL}
+                         for k in ("ts_ns", "binance", "chainlink", "settlement", "price_to_beat", "fair_up", "up_bid",
+                                   "up_ask", "up_mid", "down_bid", "down_ask", "down_mid", "edge_up",
+                                   "edge_down", "roc_up", "roc_down", "buffer", "time_left_s")},
+                        ("ts_ns", "binance", "chainlink", "settlement", "price_to_beat", "fair_up", "edge_up",
+                         "edge_down")),
+        "events": {"type": "array", "items": _obj({
+            "ts_ns": NS, "decision": {"enum": ["NONE", "BUY_UP", "BUY_DOWN", None]},
+            "action": {"enum": ["HOLD", "SLICE", None]}, "side": {"enum": [*names.POLY_TOKENS, None]},
+            "slice_usd": NUM_OR_NULL, "acc_usd": NUM_OR_NULL, "slices": INT, "vetoes": STR_LIST},
+            ("ts_ns", "decision", "action", "vetoes"))},
+        "slices": {"type": "array", "items": _obj({"ts_ns": NS, "side": {"enum": [*names.POLY_TOKENS, None]},
+                                                   "usd": NUM_OR_NULL}, ("ts_ns", "side", "usd"))}},
+        ("series", "window", "window_start_ns", "window_end_ns", "ts_ns", "complete", "n", "columns",
+         "events", "events_dropped", "slices"), description="/history/window: the latest window's samples of one series"),
+    "HistoryMarket": _obj({
+        "ts_ns": NS, "n": {"type": "integer", "minimum": 0, "maximum": 2000},
+        "columns": _obj({**{k: {"type": "array", "items": NUM_OR_NULL}
+                            for k in ("futures", "spot", "futures_mid", "spot_mid", "cvd_futures", "cvd_spot",
+                                      "basis_bps", "mark", "liq_long_usd", "liq_short_usd")},
+                         "ts_ns": {"type": "array", "items": INT},
+                         "quality": {"type": "array", "items": {"enum": ["OK", "DEGRADED", "BAD", None]}}},
+                        ("ts_ns", "futures", "spot", "quality"))},
+        ("ts_ns", "n", "columns"), description="/history/market: 1 s market samples"),
 }
 # the documents compute writes: derived from their typed definitions, never restated here
 SCHEMAS.update({name: object_schema(td, COMPONENTS) for td, name in COMPONENTS.items()})
@@ -143,6 +192,31 @@ def _latest(what: str, schema: str) -> dict:
                 unavailable="compute has not written it yet")
 
 
+def _by_series(what: str, block: str, one: str) -> dict:
+    """A block holding every followed series: the whole block, or `?series=` one series' document."""
+    op = _get(f"The latest {what}: every followed series, or one with `?series=`", block,
+              unavailable="not written yet (or nothing yet for that series)", bad_request=True,
+              params=[{"name": "series", "in": "query", "required": False, "schema": SERIES,
+                       "description": "one series' document instead of the whole block"}])
+    get = op["get"]
+    get["responses"]["200"] = _json({"anyOf": [_ref(block), _ref(one)]},
+                                    f"without `series`: {block}; with it: {one}")
+    get["responses"]["400"] = _error("`series` is not one series name")
+    get["responses"]["404"] = _error("a series this system does not follow (POLYMARKET_WINDOWS)")
+    return op
+
+
+def _history_window() -> dict:
+    op = _get("The latest window's samples of one series (columns at most 2000 points; events and "
+              "slices whole)", "HistoryWindow", bad_request=True,
+              unavailable="compute has no sample of that series yet",
+              params=[{"name": "series", "in": "query", "required": True, "schema": SERIES,
+                       "description": "may be left out only when exactly one series is followed"}])
+    op["get"]["responses"]["400"] = _error("`series` is not one series name, or missing with several followed")
+    op["get"]["responses"]["404"] = _error("a series this system does not follow (or none is followed)")
+    return op
+
+
 def build_openapi(max_body_bytes: int) -> dict:
     """The document (a plain dict, ready for JSON)."""
     paths = {
@@ -152,15 +226,47 @@ def build_openapi(max_body_bytes: int) -> dict:
         "/state": _get("Data quality and every actor's heartbeat", "State"),
         "/latest/features": _latest("features", "Features"),
         "/latest/bars": _latest("bars (current and recently closed)", "Bars"),
-        "/latest/polymarket": _latest("Polymarket window and books", "Polymarket"),
-        "/latest/edge": _latest("fair value, edge and decision", "Edge"),
+        "/latest/polymarket": _by_series("Polymarket windows and books", "Polymarket", "PolymarketSeries"),
+        "/latest/edge": _by_series("fair value, edge and decision", "EdgeBlock", "Edge"),
         "/latest/book": _get("Top of book of one venue", "Book", bad_request=True,
                              unavailable="no quote of this venue yet",
                              params=[{"name": "venue", "in": "query", "required": True,
                                       "schema": {"enum": list(names.BINANCE_VENUES)}}]),
+        "/history/window": _history_window(),
+        "/history/market": _get("The market's 1 s samples over the last `minutes` (at most 2000 points)",
+                                "HistoryMarket", bad_request=True, unavailable="compute has no market sample yet",
+                                params=[{"name": "minutes", "in": "query", "required": False,
+                                         "schema": {"type": "integer", "minimum": 1, "maximum": 240,
+                                                    "default": 15}}]),
         "/metrics": {"get": {"summary": "Prometheus exposition of every actor and of the API",
                              "responses": {"200": {"description": "text exposition format 0.0.4",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/stream": {"get": {
+            "summary": "Server-Sent Events for the dashboard: hello, edge, features, bar, health (docs/api.md)",
+            "responses": {
+                "200": {"description": "an endless text/event-stream; each `data:` one JSON line",
+                        "content": {"text/event-stream": {"schema": _obj(
+                            {"event": {"enum": ["hello", "edge", "features", "bar", "health"]},
+                             "data": {"type": "string", "description": "one JSON document"},
+                             "retry": {"type": "integer"}},
+                            description="one event (a `: ping` comment every 15 s)")}}},
+                "503": _error("this worker already serves MAX_STREAM_CLIENTS streams (Retry-After)")}}},
+        "/": {"get": {"summary": "Redirect to the dashboard",
+                      "responses": {"308": {"description": "Location: /dashboard"}}}},
+        "/dashboard": {"get": {"summary": "The dashboard page (read-only; it calls only GETs)",
+                               "responses": {"200": {"description": "the page",
+                                                     "content": {"text/html": {"schema": {"type": "string"}}}},
+                                             "304": {"description": "If-None-Match matched its ETag"},
+                                             "404": _error("the page is not installed")}}},
+        "/static/{name}": {"get": {
+            "summary": "One of the page's files (read at start; ETag, Cache-Control: no-cache)",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "its path under the package's static directory, e.g. "
+                                           "vendor/uplot/uPlot.iife.min.js"}],
+            "responses": {"200": {"description": "the file, with its content type",
+                                  "content": {"*/*": {"schema": {"type": "string"}}}},
+                          "304": {"description": "If-None-Match matched its ETag"},
+                          "404": _error("no such file")}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
         "/control/anchor/reset": {"post": {
@@ -170,13 +276,15 @@ def build_openapi(max_body_bytes: int) -> dict:
                 "schema": _ref("AnchorResetRequest")}}},
             "responses": {
                 "200": _json(_ref("AnchorResetReply"), "compute applied it"),
-                "400": _error("bad JSON, unknown keys, a bad anchor_ns, or compute rejected it"),
+                "400": _error("bad JSON, unknown keys or a bad anchor_ns"),
                 "401": _error("missing or wrong bearer token"),
                 "403": _error("control is disabled (API_TOKEN unset)"),
                 "411": _error("a chunked body: send it with a Content-Length"),
                 "413": _error(f"body over {max_body_bytes} bytes"),
                 "415": _error("a body that is not application/json"),
-                "503": _error("compute did not answer in time"),
+                "502": _error("compute refused the request (its API_TOKEN differs from the API's, "
+                              "or its handler failed): nothing was done"),
+                "503": _error("compute did not answer in time (nothing was done)"),
             }}},
     }
     for item in paths.values():         # every route: any other method, and the JSON 500

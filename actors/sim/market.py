@@ -42,6 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ipc.names import asset_of
+
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 _SEC_PER_YEAR = 365.0 * 86400.0
@@ -68,9 +70,45 @@ class Instrument:
 
 # USD-M BTCUSDT: tickSize 0.10, pricePrecision 2 ("65000.10"), stepSize 0.001, quantityPrecision 3.
 FUTURES_BTCUSDT = Instrument("BTCUSDT", price_precision=2, tick_units=10, qty_precision=3)
-# Spot BTCUSDT: tickSize 0.01, stepSize 0.00001, strings with 8 decimals. Not generated yet.
+# Spot BTCUSDT: tickSize 0.01, stepSize 0.00001, strings with 8 decimals.
 SPOT_BTCUSDT = Instrument("BTCUSDT", price_precision=8, tick_units=1_000_000, qty_precision=8,
                           lot_units=1_000)
+# The other up/down symbols' grids: ETHUSDT as in the exchangeInfo captures (futures tick 0.01,
+# step 0.001; spot tick 0.01, step 0.0001); SOLUSDT and XRPUSDT from the venue's pages
+# (unverified). Any other symbol gets the BTCUSDT grid. Sizes stay BTC-sized in base units.
+FUTURES_INSTRUMENTS: dict[str, Instrument] = {
+    "BTCUSDT": FUTURES_BTCUSDT,
+    "ETHUSDT": Instrument("ETHUSDT", price_precision=2, tick_units=1, qty_precision=3),
+    "SOLUSDT": Instrument("SOLUSDT", price_precision=4, tick_units=100, qty_precision=0),
+    "XRPUSDT": Instrument("XRPUSDT", price_precision=4, tick_units=1, qty_precision=1),
+}
+SPOT_INSTRUMENTS: dict[str, Instrument] = {
+    "BTCUSDT": SPOT_BTCUSDT,
+    "ETHUSDT": Instrument("ETHUSDT", 8, tick_units=1_000_000, qty_precision=8, lot_units=10_000),
+    "SOLUSDT": Instrument("SOLUSDT", 8, tick_units=1_000_000, qty_precision=8, lot_units=100_000),
+    "XRPUSDT": Instrument("XRPUSDT", 8, tick_units=10_000, qty_precision=8, lot_units=10_000_000),
+}
+# Where an up/down asset's price starts (USD; realistic 2026 levels): the futures market of the
+# configured SYMBOL unless SIM_START_PRICE is given, and the walk of every other asset's Chainlink
+# stream (actors/sim/polymarket/oracle.py).
+ASSET_START_PRICES: dict[str, float] = {"btc": 65_000.0, "eth": 3_500.0, "sol": 150.0, "xrp": 0.6}
+
+
+def instrument_for(symbol: str, table: dict[str, Instrument], default: Instrument) -> Instrument:
+    """The grid of `symbol` (the BTCUSDT one renamed for a symbol not in the table)."""
+    inst = table.get(symbol)
+    if inst is not None:
+        return inst
+    return Instrument(symbol, default.price_precision, default.tick_units, default.qty_precision,
+                      default.lot_units)
+
+
+def start_price(settings) -> float:
+    """SIM_START_PRICE when given, else the level of SYMBOL's up/down asset (65000 otherwise)."""
+    sim = settings.sim
+    if "start_price" in sim.model_fields_set:
+        return sim.start_price
+    return ASSET_START_PRICES.get(asset_of(settings.general.symbol) or "", sim.start_price)
 
 
 class AggTrade(NamedTuple):
@@ -254,12 +292,9 @@ class Market:
 
     @classmethod
     def from_settings(cls, settings, start_ns: int, **kw) -> "Market":
-        inst = FUTURES_BTCUSDT
-        if settings.general.symbol != inst.symbol:
-            inst = Instrument(settings.general.symbol, inst.price_precision, inst.tick_units,
-                              inst.qty_precision, inst.lot_units)
+        inst = instrument_for(settings.general.symbol, FUTURES_INSTRUMENTS, FUTURES_BTCUSDT)
         return cls(seed=settings.sim.seed, trade_rate=settings.sim.trade_rate_per_sec,
-                   start_price=settings.sim.start_price, start_ns=start_ns, instrument=inst, **kw)
+                   start_price=start_price(settings), start_ns=start_ns, instrument=inst, **kw)
 
     # --- public ------------------------------------------------------------------------------
     def advance(self, now_ns: int, max_events: int | None = None) -> list[AggTrade | BookTicker]:

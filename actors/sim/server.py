@@ -21,7 +21,9 @@ events, then it yields to the loop and continues).
 
 Connections: server ping every `ping_interval` s (futures 180, spot 20), dropped if no pong within
 `ping_timeout` s (futures 600, spot 60); closed by the server (1001) after
-`settings.sim.conn_lifetime_sec` (the venue's 24 h); more incoming frames (text, binary, ping,
+`settings.sim.conn_lifetime_sec` (the venue's 24 h), a spot connection getting the venue's
+`serverShutdown` event `spot_market.notice_sec(lifetime)` before (the `server_shutdown` fault sends
+it at once and closes after its seconds); more incoming frames (text, binary, ping,
 pong) than the venue allows in a second (futures 10, spot 5) closes the connection (1008). No
 permessage-deflate (the venue does not compress either).
 
@@ -182,22 +184,23 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
         if p == "/__sim/fault" and request.method == "POST":
             try:
                 f = parse_fault(conn.http_body)
+                ans = v.apply_fault(f, now_ms)
             except FaultError as exc:
                 return json_response(conn, 400, orjson.dumps({"ok": False, "error": str(exc)}).decode())
             log.warning("sim: %s fault %s", v.name, f)
-            return json_response(conn, 200, orjson.dumps(v.apply_fault(f)).decode())
+            return json_response(conn, 200, orjson.dumps(ans).decode())
         return conn.respond(404, "Not Found\n")
 
     def make_handler(v: Venue):
         hub = v.hub
+        # spot announces the lifetime close with serverShutdown (binance/spot_market.py)
+        notice = 0.0 if v.futures else sp.notice_sec(lifetime)
 
-        async def handler(conn: SimConn) -> None:
+        async def answer(conn: SimConn, seconds: float) -> bool:
+            """Answer the client's messages for `seconds`; True: the time ran out (still open)."""
             sess = conn.session
-            assert sess is not None
-            hub.attach(conn)
-            log.info("sim: %s connection %s %s", v.name, conn.remote_address, conn.request.path)
             try:
-                async with asyncio.timeout(lifetime):
+                async with asyncio.timeout(seconds):
                     async for msg in conn:
                         if conn.limited:
                             break
@@ -207,9 +210,23 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
                     if conn.limited:
                         await conn.wait_closed()
             except TimeoutError:
-                log.info("sim: closing %s after its %.0f s lifetime", conn.remote_address, lifetime)
-                hub.detach(conn)
-                await conn.close(1001, "")
+                return True
+            return False
+
+        async def handler(conn: SimConn) -> None:
+            assert conn.session is not None
+            hub.attach(conn)
+            log.info("sim: %s connection %s %s", v.name, conn.remote_address, conn.request.path)
+            try:
+                expired = await answer(conn, lifetime - notice)
+                if expired and notice > 0:
+                    hub.send_direct(conn, v.shutdown_frame(clock() // 1_000_000))
+                    expired = await answer(conn, notice)
+                if expired:
+                    log.info("sim: closing %s after its %.0f s lifetime", conn.remote_address,
+                             lifetime)
+                    hub.detach(conn)
+                    await conn.close(1001, "")
             except ConnectionClosed:
                 pass
             finally:
@@ -228,7 +245,7 @@ async def serve(settings, *, on_sent: OnSent | None = None, stop: asyncio.Event 
     async with ws(fut, fport, ping_interval, ping_timeout) as fsrv, \
             ws(spv, sport, spot_ping_interval, spot_ping_timeout) as ssrv, \
             poly_server.serving(settings, market, pport, clock=clock,
-                                max_send_buffer=max_send_buffer) as psrv:
+                                max_send_buffer=max_send_buffer, spot=spv) as psrv:
         ports["futures"] = fsrv.sockets[0].getsockname()[1]
         ports["spot"] = ssrv.sockets[0].getsockname()[1]
         log.info("sim: Binance futures on ws://%s:%d (/public, /market, /fapi/v1), spot on "

@@ -9,7 +9,13 @@ Invariants:
   dtype's field order; for 'ack'/'error' `recs` holds the decoded message; for 'unknown' and
   'control' it is empty;
 - a frame that cannot be decoded raises `FrameError` (a ValueError), built by `fail`, which quotes
-  at most FRAME_SNIPPET bytes of it; `load_json` is the JSON prelude every text venue shares
+  at most FRAME_SNIPPET bytes of it;
+- a frame that decodes but carries a value no venue sends (a price <= 0, NaN, inf or over
+  MAX_PRICE, a quantity < 0 or over MAX_QTY, a crossed quote, a boolean sent as a string) raises
+  `Rejected`, a FrameError whose `reason` is '<kind>:<field>' (e.g. 'trade:price') from a closed
+  set (record kinds and field names of the parsers, never text of the frame): a decoder raises
+  `BadValue(field, value)`, and `field_error(kind, ...)` turns it into the Rejected; the feed shell
+  counts rejects per reason (`rejected`) and no rejected record reaches a ring; `load_json` is the JSON prelude every text venue shares
   (FrameError when not JSON), and `control_text` recognises the bare control texts ('', 'PING',
   'PONG', whitespace aside) some venues send outside JSON; the Binance parser keeps its own inline
   copy of the prelude, because it is the hot path and a function call per frame costs throughput;
@@ -22,13 +28,38 @@ from typing import NamedTuple
 
 import orjson
 
-__all__ = ["FIELD_ERRORS", "field_error", "FrameError", "Decoded", "fail", "load_json", "control_text", "ConnPlan", "FRAME_SNIPPET"]
+__all__ = ["FIELD_ERRORS", "field_error", "FrameError", "Rejected", "BadValue", "MAX_PRICE", "MAX_QTY",
+           "Decoded", "fail", "load_json", "control_text", "ConnPlan", "FRAME_SNIPPET"]
 
 FRAME_SNIPPET = 200
+
+# Sanity bounds shared by the parsers. A price above a trillion quote units has never been quoted
+# (BTC against the weakest fiat quotes trades near 1e9); a quantity above 1e16 exceeds the total
+# supply of any listed coin (the largest, BTTC, is about 1e15). Both keep p·q and a day's sums
+# far from float overflow, so nothing downstream meets an inf it did not expect.
+MAX_PRICE = 1e12
+MAX_QTY = 1e16
 
 
 class FrameError(ValueError):
     """A frame that cannot be decoded: not JSON, a wrong shape, a missing or unparsable field."""
+
+
+class Rejected(FrameError):
+    """A frame that decoded but carries an insane value; `reason` is '<kind>:<field>'."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class BadValue(ValueError):
+    """A decoder's verdict on one field that parsed but is insane; `field` names it (a constant of
+    the parser, e.g. 'price', 'qty', 'm', 'crossed')."""
+
+    def __init__(self, field: str, value: object):
+        super().__init__(f"{field} {value!r}"[:FRAME_SNIPPET])
+        self.field = field
 
 
 class Decoded(NamedTuple):
@@ -48,7 +79,10 @@ FIELD_ERRORS = (KeyError, TypeError, ValueError, IndexError, OverflowError, Attr
 
 
 def field_error(what: str, exc: BaseException, frame: bytes | str) -> FrameError:
-    """The FrameError for a decoder's FIELD_ERRORS exception: '<what>: missing field …' or 'bad field'."""
+    """The FrameError for a decoder's FIELD_ERRORS exception: '<what>: missing field …' or 'bad field',
+    or, for a BadValue, the Rejected with reason '<what>:<field>'."""
+    if isinstance(exc, BadValue):
+        return Rejected(f"{what}:{exc.field}", f"{what}: insane value ({exc}): {frame[:FRAME_SNIPPET]!r}")
     if isinstance(exc, KeyError):
         return fail(f"{what}: missing field {exc}", frame)
     return fail(f"{what}: bad field ({exc})", frame)

@@ -24,6 +24,9 @@ Invariants:
   a missing or non-numeric field) raises ValueError naming what is wrong: nothing is defaulted;
 - `Pacer` is the whole rate policy, on a caller's monotonic clock: requests at least 1/rate apart,
   none while paused (a 429's block, or an error's backoff).
+- `block_sec` is finite and at most MAX_BLOCK_SEC (1 h), whatever the answer says (`inf`,
+  `1e300`, "99999999 minutes", a far HTTP-date): then a call re-probes. The cap is well above the
+  blocks TAAPI documents (its example is 1020 s), since a call made during a block lengthens it.
 """
 from __future__ import annotations
 
@@ -35,12 +38,14 @@ import orjson
 
 from ipc.names import INDICATOR_FIELDS as FIELDS, INDICATOR_PARAMS as PARAMS, INDICATORS
 
-from actors.venues.http import header
+from actors.venues.http import clamp_sec, header, retry_after_value_sec
 
 __all__ = ["Bulk", "Pacer", "bulk_body", "parse_bulk", "taapi_symbol", "block_sec",
-           "error_message", "MAX_CALCULATIONS"]
+           "error_message", "MAX_CALCULATIONS", "MAX_BLOCK_SEC"]
 
 MAX_CALCULATIONS = 20
+# the longest one 429 stops the client: a longer block is waited this long, then re-probed
+MAX_BLOCK_SEC = 3600.0
 # quote assets, longest first, to split "BTCUSDT" into "BTC/USDT"
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "USD", "BTC", "ETH", "BNB", "EUR",
            "TRY", "BRL")
@@ -142,17 +147,16 @@ def _seconds(text: str) -> float | None:
     return float(m.group(1)) * scale
 
 
-def block_sec(status: int, headers, body: bytes) -> float | None:
-    """How long a 429 says to stop: the longer of `Retry-After` and the body's `blockTime`."""
+def block_sec(status: int, headers, body: bytes, now_s: float | None = None) -> float | None:
+    """How long a 429 says to stop: the longer of `Retry-After` (delta-seconds, or an HTTP-date
+    when `now_s` is given) and the body's `blockTime`; within [0, MAX_BLOCK_SEC]. None: neither
+    is there (or readable)."""
     if status != 429:
         return None
     found: list[float] = []
-    ra = header(headers, "retry-after")
+    ra = retry_after_value_sec(header(headers, "retry-after"), now_s)
     if ra is not None:
-        try:
-            found.append(max(0.0, float(ra.strip())))
-        except ValueError:
-            pass
+        found.append(ra)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -161,12 +165,13 @@ def block_sec(status: int, headers, body: bytes) -> float | None:
     if isinstance(err, dict):
         bt = err.get("blockTime")
         if isinstance(bt, (int, float)) and not isinstance(bt, bool):
-            found.append(max(0.0, float(bt)))
+            found.append(float(bt))
         elif isinstance(bt, str):
             v = _seconds(bt)
             if v is not None:
                 found.append(v)
-    return max(found) if found else None
+    found = [v for v in found if not math.isnan(v)]
+    return clamp_sec(max(found), MAX_BLOCK_SEC) if found else None
 
 
 def error_message(body: bytes) -> str:

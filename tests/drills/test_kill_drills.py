@@ -1,5 +1,6 @@
 """Fault drills, part 1: `kill -9` every actor in turn under supervisord while the sim streams,
-then the bus, then a full recording disk; one system for the whole module (RECORD_ENABLED).
+then the bus, then a full recording disk, a second start (refused), a compute crash loop; one
+system for the whole module (RECORD_ENABLED).
 
 Throughout, a RingFollower in this process reads the futures and spot trade rings and the futures
 quote ring across every kill (never a torn or insane record, ids strictly increasing, gap records
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -20,16 +23,17 @@ import pytest
 from ipc import recording
 from tests.support.bus import BusTap
 from tests.support.rings import RingFollower, ring_counters
+from tests.support.system import ROOT
 from tests.support.wait import wait_for
 
 from .tools import actor, children, healthy, pid_alive, running_system, state, wait_or_logs
 
 CONTEXT_TOPIC = "context.BTCUSDT"
 TOPICS = ("tick.futures.trade.BTCUSDT", "tick.futures.mark.BTCUSDT", "tick.spot.trade.BTCUSDT",
-          "tick.poly.book.UP", "tick.poly.book.DOWN", "tick.chainlink.price.BTCUSD",
-          "features.BTCUSDT", "edge.BTCUSDT", "state", CONTEXT_TOPIC)
-BUS_TOPICS = ("features.BTCUSDT", "edge.BTCUSDT", "tick.futures.trade.BTCUSDT", "tick.spot.trade.BTCUSDT",
-              "tick.poly.book.UP", "tick.chainlink.price.BTCUSD", "state")
+          "tick.poly.book.15m.UP", "tick.poly.book.15m.DOWN", "tick.chainlink.price.BTCUSD",
+          "features.BTCUSDT", "edge.BTCUSDT.15m", "state", CONTEXT_TOPIC)
+BUS_TOPICS = ("features.BTCUSDT", "edge.BTCUSDT.15m", "tick.futures.trade.BTCUSDT", "tick.spot.trade.BTCUSDT",
+              "tick.poly.book.15m.UP", "tick.chainlink.price.BTCUSD", "state")
 ROTATE_SEC = 5          # recording files per 5 s: the disk-full drill waits for the next one
 
 # actor -> (topics it publishes: a restart must be flagged on each; rings it writes: must grow)
@@ -39,9 +43,9 @@ KILLS = {
                      ("BTCUSDT.futures.trade", "BTCUSDT.futures.quote", "BTCUSDT.futures.frames")),
     "feed_spot": (("tick.spot.trade.BTCUSDT",),
                   ("BTCUSDT.spot.trade", "BTCUSDT.spot.quote", "BTCUSDT.spot.frames")),
-    "feed_poly": (("tick.poly.book.UP", "tick.poly.book.DOWN"), ("BTCUPDOWN.poly.book",)),
+    "feed_poly": (("tick.poly.book.15m.UP", "tick.poly.book.15m.DOWN"), ("BTCUPDOWN.poly.book_15m",)),
     "feed_chainlink": (("tick.chainlink.price.BTCUSD",), ("BTCUSD.chainlink.price",)),
-    "compute": (("features.BTCUSDT", "edge.BTCUSDT", "state"), ()),
+    "compute": (("features.BTCUSDT", "edge.BTCUSDT.15m", "state"), ()),
     "recorder": ((), ()),
     "api": ((), ()),
     "sim": ((), ("BTCUSDT.futures.trade", "BTCUSDT.spot.trade", "BTCUSD.chainlink.price")),
@@ -244,6 +248,70 @@ def test_recording_disk_full(drill):
                              "frames_recorded": r["counters"]["frames_recorded"]}
 
 
+def test_second_start_is_refused_and_the_first_stack_stays_whole(drill):
+    """A second `run.py` with the same prefix (and an actor by hand) is refused, names the running
+    stack, exits 3; the first stack keeps every pid, segment and growing ring (issue 15 item 4)."""
+    system, tap, follower, _ = drill
+    healthy(system)
+    prefix = system.env["SHM_PREFIX"]
+    pids = {a: v["pid"] for a, v in state(system)["actors"].items()}
+    segments = system.shm_segments()
+    rings0 = ring_counters(prefix)
+    refusals = {}
+    for args in (("--sim",), ("compute",)):
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=system.env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 3, r.stderr
+        assert f"a stack with SHM_PREFIX={prefix} is already running (run.py pid {system.proc.pid}" in r.stderr, r.stderr
+        refusals[" ".join(args)] = round(time.monotonic() - t0, 1)
+    assert system.shm_segments() == segments
+    wait_for(lambda: (lambda c: all(c[k] > rings0[k] for k in rings0 if k.endswith(".trade")))(
+        ring_counters(prefix)), 20, "every trade ring still growing")
+    up = healthy(system, 10)
+    assert {a: v["pid"] for a, v in up["actors"].items()} == pids
+    _no_silent_anomaly(tap, follower)
+    OUTCOMES["second_start"] = {"refused_in_s": refusals, "segments": len(segments)}
+
+
+COMPUTE_TOPICS = KILLS["compute"][0]
+CRASH_KILLS = 3
+EXTRA_RESTARTS: Counter = Counter()      # restarts beyond KILLS' one per publisher (the crash loop)
+
+
+def test_compute_crash_loop_is_visible(drill):
+    """compute killed 3 times in a row, each time after it published again: /health names the
+    crash loop (503), /metrics shows the starts and the loop, it backed off, and it runs again."""
+    system, tap, follower, _ = drill
+    healthy(system)
+    total0 = actor(system, "compute")["starts"]["total"]
+    backoffs = []
+    for _ in range(CRASH_KILLS):
+        old_pid = actor(system, "compute")["pid"]
+        boots = {t: wait_for(lambda t=t: tap.last_boot(t), 20, f"a message on {t}") for t in COMPUTE_TOPICS}
+        t_kill = time.monotonic()
+        os.kill(old_pid, signal.SIGKILL)
+        new = wait_or_logs(system, lambda: (lambda a: a if a.get("pid") not in (None, old_pid) and a.get("alive")
+                                            else None)(actor(system, "compute")), 60, "compute restarted")
+        backoffs.append(new["starts"]["backoff_sec"])
+        for t in COMPUTE_TOPICS:          # publishing again: the next kill is of a running compute
+            tap.first_of_new_boot(t, t_kill, boots[t], 60)
+        EXTRA_RESTARTS.update(COMPUTE_TOPICS)
+    code, h = system.health()
+    assert code == 503, h
+    st = h["actors"]["compute"]["starts"]
+    assert st["total"] == total0 + CRASH_KILLS and st["crash_loop"] is True and st["window_sec"] == 300
+    assert f"compute: crash loop ({st['recent']} starts in 300 s)" in h["problems"]
+    assert backoffs[-1] >= 1.0          # the third restart in a row (at least) backed off
+    text = system.get("/metrics").text
+    assert f'tdc_actor_starts_total{{actor="compute"}} {float(total0 + CRASH_KILLS)}' in text
+    assert 'tdc_actor_crash_loop{actor="compute"} 1.0' in text
+    assert 'tdc_actor_crash_loop{actor="feed_futures"} 0.0' in text
+    wait_for(lambda: actor(system, "compute")["counters"].get("ticks", 0) > 20, 20, "compute ticking again")
+    _no_silent_anomaly(tap, follower)
+    OUTCOMES["crash_loop"] = {"starts": st["total"], "recent": st["recent"], "backoffs_s": backoffs}
+
+
 def test_context_restart_was_flagged_and_recording_is_whole(drill):
     """The context actor publishes on each 1m close: by now its restart must have been seen, flagged.
     Then a clean stop: every frame the feeds put in their rings is on disk exactly once."""
@@ -259,7 +327,8 @@ def test_context_restart_was_flagged_and_recording_is_whole(drill):
     tracks = {t: (tr.received, tr.lost, tr.restarts) for t, tr in tap.sub.tracks.items()}
     OUTCOMES["bus_tracks"] = tracks
     if len(OUTCOMES) > len(KILLS):       # every drill ran: each publisher was killed exactly once
-        assert {t: tr.restarts for t, tr in tap.sub.tracks.items()} == {t: 1 for t in TOPICS}, tracks
+        assert {t: tr.restarts for t, tr in tap.sub.tracks.items()} == {
+            t: 1 + EXTRA_RESTARTS[t] for t in TOPICS}, tracks
     # a clean stop: the recorder drains every ring before it exits (it stops last)
     rc = system.stop()
     assert rc == 0, system.logs()

@@ -15,14 +15,14 @@ import time
 import numpy as np
 import pytest
 
-from actors.sim.faults import inject, stats
+from actors.sim.faults import INSANE_REASONS, inject, stats
 from ipc.state import Registry
 from ipc import names
 from tests.support.rings import open_reader
 from tests.support.stack import trade_accounting
 from tests.support.wait import wait_for
 
-from .tools import SYMBOL, actor, children, healthy, raw_http, running_system, state, wait_or_logs
+from .tools import SYMBOL, actor, children, healthy, raw_http, read_answer, running_system, state, wait_or_logs
 
 OUTCOMES: dict[str, dict] = {}
 
@@ -182,7 +182,7 @@ def test_polymarket_drop_reconnects(drill):
     healthy(drill.system, 20)
     # both books resynchronised from a fresh snapshot on the new connection
     wait_for(lambda: (lambda b: b["UP"]["valid"] and b["DOWN"]["valid"] and not b["UP"]["stale"]
-                      and not b["DOWN"]["stale"])(drill.system.get("/latest/polymarket").json()["books"]),
+                      and not b["DOWN"]["stale"])(drill.system.get("/latest/polymarket", params={"series": "15m"}).json()["books"]),
              20, "both Polymarket books valid again")
     OUTCOMES["poly_drop"] = {"reconnects": drill.counters("feed_poly")["reconnects"] - rc0}
 
@@ -233,7 +233,7 @@ def test_rest_limits_context_backs_off(drill, kind, status):
 
 
 # --- the API ------------------------------------------------------------------------------------
-TOKEN = b"Authorization: Bearer drill-token\r\n"
+TOKEN = b"Authorization: Bearer drill-token-0123456789\r\n"
 
 
 def _post(body: bytes, ctype: bytes = b"application/json", extra: bytes = b"") -> bytes:
@@ -241,8 +241,8 @@ def _post(body: bytes, ctype: bytes = b"application/json", extra: bytes = b"") -
             + b"\r\nContent-Length: %d\r\n" % len(body) + extra + b"\r\n" + body)
 
 
-# name -> (raw request, expected status; None: gunicorn refuses it before the app, answering a 4xx
-# of its own (JSON, through actors.obs.gunicorn_conf.json_error) and closing, or closing without an answer)
+# name -> (raw request, expected status; None: the front refuses it before the app, answering a 4xx
+# of its own (JSON, actors/obs/uvicorn_front.py) and closing, or closing without an answer)
 BAD_REQUESTS = {
     "garbage request line": (b"GARBAGE\r\n\r\n", None),
     "binary junk": (bytes(range(256)) + b"\r\n\r\n", None),
@@ -264,7 +264,7 @@ BAD_REQUESTS = {
     "wrong content type": (_post(b"{}", ctype=b"text/plain"), 415),
     "chunked body (no length)": (b"POST /control/anchor/reset HTTP/1.1\r\nHost: x\r\n" + TOKEN
                                  + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                 + b"11\r\n{\"anchor_ns\": 5}\r\n0\r\n\r\n", 411),
+                                 + b"10\r\n{\"anchor_ns\": 5}\r\n0\r\n\r\n", 411),   # 0x10 = 16 bytes
     "bad token": (b"POST /control/anchor/reset HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n", 401),
     "unknown route": (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
     "unknown method": (b"DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n", 405),
@@ -298,7 +298,7 @@ def test_api_survives_malformed_requests(drill):
         if want is None:
             assert r.status is None or (400 <= r.status < 500 and r.headers.get("connection") == "close"), \
                 (name, r.status, r.body[:200])
-            if r.status is not None:          # gunicorn's own refusal, in the app's JSON shape
+            if r.status is not None:          # the front's own refusal, in the app's JSON shape
                 assert r.headers["content-type"] == "application/json", (name, r.headers)
                 assert isinstance(r.json()["title"], str), (name, r.body[:200])
         else:
@@ -315,6 +315,106 @@ def test_api_survives_malformed_requests(drill):
     log = (system.tmp / "logs" / "api.log").read_text(errors="replace")
     assert "Traceback" not in log and "WORKER TIMEOUT" not in log, log[-3000:]
     OUTCOMES["api"] = answers
+
+
+def _refused(system) -> dict[str, float]:
+    """tdc_api_refused_total by reason, summed over the API's workers (/metrics)."""
+    out = {}
+    for m in re.finditer(r'^tdc_api_refused_total\{reason="(\w+)"\} (\S+)$', system.get("/metrics").text, re.M):
+        out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def test_api_idle_connections_cost_no_worker(drill):
+    """16 half-sent requests and 16 silent connects held open: /health still answers at once;
+    after the front's request timeout each half-sent one gets a JSON 408 and is closed, each silent
+    one is closed; counted by reason; the same master and workers."""
+    from actors.obs.uvicorn_front import REQUEST_TIMEOUT_SEC
+    system = drill.system
+    port = int(system.env["HTTP_PORT"])
+    api = actor(system, "api")
+    workers = children(api["pid"])
+    refused0 = _refused(system)
+    t_open = time.monotonic()
+    half = [socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT_SEC + 10) for _ in range(16)]
+    for s in half:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")          # never the blank line
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT_SEC + 10) for _ in range(16)]
+    try:
+        times_ms = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            r = raw_http(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            times_ms.append((time.monotonic() - t0) * 1e3)
+            assert r.status == 200, (r.status, r.body[:300])
+        assert max(times_ms) < 200, times_ms
+        answers = [read_answer(s) for s in half]
+        assert {(a.status, a.headers.get("content-type"), a.headers.get("connection")) for a in answers} == \
+            {(408, "application/json", "close")}
+        assert {a.json()["title"] for a in answers} == {"request timeout"}
+        assert {s.recv(1) for s in half} == {b""}                     # closed after the 408
+        assert {s.recv(1) for s in idle} == {b""}                     # closed without a word
+        closed_s = time.monotonic() - t_open
+        assert REQUEST_TIMEOUT_SEC * 0.9 <= closed_s < REQUEST_TIMEOUT_SEC + 3, closed_s
+    finally:
+        for s in half + idle:
+            s.close()
+    refused = _refused(system)
+    delta = {k: refused.get(k, 0) - refused0.get(k, 0) for k in refused if refused.get(k, 0) != refused0.get(k, 0)}
+    assert delta == {"slow_request": 16, "idle_connection": 16}, (refused0, refused)
+    api2 = actor(system, "api")
+    assert api2["pid"] == api["pid"] and children(api["pid"]) == workers
+    OUTCOMES["api_idle"] = {"health_ms_max": round(max(times_ms), 1), "closed_after_s": round(closed_s, 2),
+                            "refused": delta}
+
+
+def test_insane_values_are_rejected_exactly(drill):
+    """The sim sends well-formed frames with insane values on the live futures streams (POST
+    /__sim/fault {"kind":"insane"}): 5 aggTrades (price 0, NaN, 1e400, qty -1, m "false") and 5
+    bookTickers (bid 0, ask inf, crossed, bid qty -1, bid NaN). Each is counted under its reason,
+    none reaches a ring, the trades they replaced are accounted as missing ids, and compute (the
+    same process) keeps ticking."""
+    healthy(drill.system)
+    w = TradeWindow(drill)
+    quotes = drill.reader("futures", "quote")
+    quotes.read()                                   # from here on
+    c0 = drill.counters()
+    rj0, pe0 = dict(c0.get("rejected", {})), c0["parse_errors"]
+    compute0 = actor(drill.system, "compute")
+    want: dict[str, int] = {}
+    for r in INSANE_REASONS["aggTrade"] + INSANE_REASONS["bookTicker"]:
+        want[r] = want.get(r, 0) + 1
+    inject(drill.futures_url, "insane", count=5, stream="btcusdt@aggTrade")
+    inject(drill.futures_url, "insane", count=5, stream="btcusdt@bookTicker")
+    recs, after = w.close()
+
+    def grown():
+        rj = drill.counters().get("rejected", {})
+        return {k: v - rj0.get(k, 0) for k, v in rj.items() if v - rj0.get(k, 0)}
+    got = wait_or_logs(drill.system, lambda: (lambda g: g if g == want else None)(grown()), 15,
+                       f"rejects {want}")
+    assert drill.counters()["parse_errors"] - pe0 == 10
+    assert want == {"trade:price": 3, "trade:qty": 1, "trade:m": 1,
+                    "quote:bid": 2, "quote:ask": 1, "quote:crossed": 1, "quote:bid_qty": 1}
+    data, gaps, skipped = trade_accounting(recs)
+    assert gaps == 0, "an insane frame is skipped, the connection stays"
+    assert skipped == after["ids_missing"] - w.before["ids_missing"] >= 5
+    assert after["duplicates"] == w.before["duplicates"]
+    assert (np.isfinite(data["price"]) & (data["price"] > 0)).all() and (data["qty"] > 0).all()
+    assert set(np.unique(data["side"]).tolist()) <= {-1, 1}
+    chunks = [quotes.read()]
+    wait_or_logs(drill.system, lambda: chunks.append(quotes.read()) or sum(map(len, chunks)) >= 20, 15,
+                 "quotes after the fault")
+    q = np.concatenate(chunks)
+    assert quotes.overrun == 0
+    assert (np.isfinite(q["bid"]) & np.isfinite(q["ask"]) & (q["bid"] > 0) & (q["bid"] <= q["ask"])).all()
+    assert (q["bid_qty"] > 0).all() and (q["ask_qty"] > 0).all()
+    ticks0 = compute0["counters"]["ticks"]
+    c1 = wait_for(lambda: (lambda a: a if a.get("counters", {}).get("ticks", 0) > ticks0 + 5 else None)(
+        actor(drill.system, "compute")), 10, "compute ticking after the fault")
+    assert c1["pid"] == compute0["pid"], "compute was not restarted"
+    healthy(drill.system, 10)
+    OUTCOMES["insane"] = {"rejected": got, "ids_missing": skipped, "compute_pid_same": True}
 
 
 def test_print_outcomes(drill):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from tests.support import system as _system
+from tests.support import procs
 from tests.support.system import System
 from tests.support.wait import wait_for
 
@@ -20,7 +20,7 @@ SYMBOL = "BTCUSDT"
 # what every drill system runs with: quick stale detection and reconnects, one context timeframe
 # (the context actor's REST calls are then sequential: the 429/418 drills count them exactly)
 BASE_ENV = dict(SIM_TRADE_RATE="40", HEALTH_DATA_STALE_SEC="3", FEED_BACKOFF_MAX_SEC="1",
-                CONTEXT_TFS="1m", CONTEXT_BOOTSTRAP_LIMIT="100", API_TOKEN="drill-token")
+                CONTEXT_TFS="1m", CONTEXT_BOOTSTRAP_LIMIT="100", API_TOKEN="drill-token-0123456789")
 
 
 @contextlib.contextmanager
@@ -63,16 +63,7 @@ def pid_alive(pid: int) -> bool:
 
 def children(pid: int) -> set[int]:
     """Live child processes of `pid` (gunicorn's workers of its master)."""
-    out = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_bytes().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != b"Z":
-                out.add(int(d.name))
-    return out
+    return procs.child_pids(pid)
 
 
 # --- raw HTTP ----------------------------------------------------------------------------------
@@ -86,30 +77,37 @@ class RawAnswer:
         return orjson.loads(self.body)
 
 
-def raw_http(port: int, data: bytes, timeout: float = 10.0) -> RawAnswer:
-    """Send `data` as is on a fresh connection and read until the server closes it."""
+def raw_http(port: int, raw: bytes, timeout: float = 10.0) -> RawAnswer:
+    """`raw` as is on a fresh connection; the first response, read by its Content-Length (the
+    API's front keeps a connection alive after an answer the app gave: reading until close would
+    wait for the keep-alive timeout)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
-            s.sendall(data)
+            s.sendall(raw)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
+        return read_answer(s)
+
+
+def read_answer(s: socket.socket) -> RawAnswer:
+    """One HTTP response from `s`: status None when the server closed without one."""
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
             if not chunk:
                 break
             buf += chunk
+    except ConnectionResetError:
+        pass
     if not buf:
         return RawAnswer(None, {}, b"")
     head, _, body = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for ln in lines[1:]:
-        k, _, v = ln.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return RawAnswer(status, headers, body)
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return RawAnswer(int(lines[0].split()[1]), headers, body)

@@ -69,8 +69,8 @@ def value(fams: dict, name: str, **labels) -> float:
 
 
 def actor_counter(fams: dict, actor: str, counter: str) -> float:
-    """`tdc_actor_counter{actor=…, name=…}` (its `name` label clashes with `value`'s argument)."""
-    vals = [s.value for f in fams.values() for s in f.samples if s.name == "tdc_actor_counter"
+    """`tdc_actor_events_total{actor=…, name=…}` (its `name` label clashes with `value`'s argument)."""
+    vals = [s.value for f in fams.values() for s in f.samples if s.name == "tdc_actor_events_total"
             and s.labels.get("actor") == actor and s.labels.get("name") == counter]
     assert len(vals) == 1, (actor, counter, vals)
     return vals[0]
@@ -81,7 +81,9 @@ def check_metrics_and_openapi(system) -> None:
     series = [("tdc_feed_data_age_seconds", {"actor": "feed_futures", "stream": "trade"}),
               ("tdc_feed_data_age_seconds", {"actor": "feed_futures", "stream": "quote"}),
               ("tdc_feed_data_age_seconds", {"actor": "feed_spot", "stream": "trade"}),
-              ("tdc_feed_data_age_seconds", {"actor": "feed_poly", "stream": "book"}),
+              # a Polymarket series' stream carries its series as a label
+              *(("tdc_feed_data_age_seconds", {"actor": "feed_poly", "stream": names.poly_book_ring(s).label(),
+                                               "series": s}) for s in system.settings().venues.polymarket_windows),
               ("tdc_feed_data_age_seconds", {"actor": "feed_chainlink", "stream": "chainlink"}),
               ("tdc_compute_tick_duration_seconds", {"actor": "compute"})]
 
@@ -90,6 +92,19 @@ def check_metrics_and_openapi(system) -> None:
         return fams if all(histogram(fams, n, **lb)[1] > 0 for n, lb in series) else None
 
     fams = wait_for(all_counted, 20, "every data-age and tick histogram with observations")
+    # every counter a real actor heartbeats is declared in actors/obs/units.py (none rendered raw)
+    unclassified = [(s.labels["actor"], s.labels["name"]) for s in fams["tdc_actor_unclassified"].samples]
+    assert unclassified == [], unclassified
+    assert all(s.value == 0 for s in fams["tdc_actor_skipped_values"].samples)
+    assert {s.labels["actor"] for s in fams["tdc_process_cpu_seconds"].samples} >= {"compute", "feed_futures", "api"}
+    # per series: the edge block's gauges, labelled by series
+    venues = system.settings().venues
+    for s in venues.polymarket_windows:
+        assert sum(value(fams, "tdc_edge_decision", series=s, decision=d) for d in ("BUY_UP", "BUY_DOWN", "NONE")) == 1
+        # a quiet token's book (the near-certain side) can go long without an update, never longer
+        # than its window has been listed (the next window's books are subscribed a roll ahead)
+        age = value(fams, "tdc_poly_book_age_seconds", series=s, side="UP")
+        assert 0 <= age <= 2 * venues.window_secs[s], age
     written = value(fams, "tdc_feed_stream_records_total", actor="feed_futures", stream="trade")
     # every futures trade carries an exchange time: one observation per record written (the
     # heartbeat is one snapshot, so both come from the same moment)
@@ -126,7 +141,9 @@ def check_metrics_and_openapi(system) -> None:
     doc = system.get("/openapi.json").json()
     for path, query, schema in (("/health", None, "Health"), ("/state", None, "State"),
                                 ("/latest/features", None, "Features"), ("/latest/bars", None, "Bars"),
-                                ("/latest/polymarket", None, "Polymarket"), ("/latest/edge", None, "Edge"),
+                                ("/latest/polymarket", None, "Polymarket"), ("/latest/edge", None, "EdgeBlock"),
+                                *((p, {"series": s}, sch) for s in system.settings().venues.polymarket_windows
+                                  for p, sch in (("/latest/polymarket", "PolymarketSeries"), ("/latest/edge", "Edge"))),
                                 ("/latest/book", {"venue": "futures"}, "Book"),
                                 ("/latest/book", {"venue": "spot"}, "Book")):
         r = system.get(path, params=query)

@@ -168,10 +168,12 @@ def test_tui_follows_the_system(system):
         assert re.search(r"futures last\s+\d{1,3}(,\d{3})*\.\d{2}\b", app.text()), "price format"
         assert 1_000 < shown < 1_000_000
 
-        # fair probability and market mids are numbers in [0, 1]
+        # per series: the market's bid and ask and the fair probability are numbers in [0, 1], the
+        # edge in probability points and the return on cost signed
         prob = r"\s+(0\.\d{3}|1\.000)"
-        app.wait_screen(lambda t: re.search(r"UP" + prob * 5 + r"\s+([+-]\d+\.\d)", t), 30,
-                        "the UP row: fair, smooth, bid, ask, mid, edge bps")
+        app.wait_screen(lambda t: re.search(r"UP" + prob * 3 + r"\s+([+-]\d+\.\d\d)\s+([+-]\d+\.\d%)", t), 30,
+                        "the UP row: bid, ask, fair, edge in points, return on cost")
+        assert re.search(r"15m\s+\d\d:\d\d–\d\d:\d\d left ", app.text()), "the 15m window line"
         assert re.search(r"decision (BUY_UP|BUY_DOWN|NONE)", app.text())
 
         # --- the quality mode is the one GET /state gives at about that time -----------------

@@ -17,7 +17,7 @@ MS = 1_000_000
 @pytest.fixture
 def feed(tmp_path):
     s = load_settings(shm_prefix="e" + tmp_path.name[-8:].replace("_", ""), zmq_xsub_url="tcp://127.0.0.1:1")
-    f = Feed(s, chainlink, "test", publisher=Publisher("tcp://127.0.0.1:1", linger_ms=0))
+    f = Feed(s, chainlink.ChainlinkVenue(s), "test", publisher=Publisher("tcp://127.0.0.1:1", linger_ms=0))
     yield f
     unlink_prefix("/dev/shm", s.ipc.shm_prefix)
 

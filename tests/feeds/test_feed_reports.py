@@ -77,5 +77,15 @@ def test_a_record_that_parses_but_cannot_be_stored_is_counted(feed):
     huge = 2 ** 70      # valid JSON integer, no int64 slot can hold it
     frame = (b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"a":%d,"s":"BTCUSDT",'
              b'"p":"1.0","q":"1.0","f":1,"l":1,"T":1,"m":false}}' % huge)
-    feed.handle_frames(conn, [frame], 1)
-    assert feed.parse_errors == 1 and feed.sinks["trade"].written == 0
+    # in a read with good records around it (the read goes to the ring as one block), only it is lost
+    good = lambda a, p: (b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"a":%d,"s":"BTCUSDT",'
+                         b'"p":"%s","q":"2.5","f":1,"l":1,"T":7,"m":true}}' % (a, p))
+    feed.handle_frames(conn, [good(10, b"65000.5"), good(11, b"1.0").replace(b'"l":1', b'"l":%d' % huge),
+                              good(12, b"65001.0")], 2)
+    sink = feed.sinks["trade"]
+    assert feed.parse_errors == 1 and sink.written == 2
+    recs = sink.ring._data[:2]
+    assert recs["trade_id"].tolist() == [10, 12] and recs["price"].tolist() == [65000.5, 65001.0]
+    assert recs["side"].tolist() == [-1, -1] and recs["ts_recv_ns"].tolist() == [2, 2]
+    feed.handle_frames(conn, [frame], 3)           # a read of only that record
+    assert feed.parse_errors == 2 and sink.written == 2

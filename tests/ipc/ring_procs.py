@@ -138,3 +138,35 @@ def read_then_hang(shm_dir: str, name: str, q) -> None:
     while True:
         r.read()
         os.sched_yield()
+
+
+def hold_writer(shm_dir: str, name: str, capacity: int, q) -> None:
+    """Process body: be the ring's writer, report, and hold it until killed."""
+    import time
+    w = RingWriter(shm_dir, name, TRADE, capacity)
+    w.append_many(make_records(0, 3))
+    q.put(os.getpid())
+    while True:
+        time.sleep(1)
+
+
+def try_writer(shm_dir: str, name: str, capacity: int, q) -> None:
+    """Process body: try to become the ring's writer; report "ok" or the refusal."""
+    from ipc.shm import SegmentBusy
+    try:
+        RingWriter(shm_dir, name, TRADE, capacity).close()
+    except SegmentBusy as e:
+        q.put(f"SegmentBusy {e}")
+    else:
+        q.put("ok")
+
+
+def hold_frame_writer(shm_dir: str, name: str, capacity_bytes: int, q) -> None:
+    """Process body: be the frame ring's writer, report, and hold it until killed."""
+    import time
+    from ipc.framering import FrameRingWriter
+    w = FrameRingWriter(shm_dir, name, capacity_bytes)
+    w.append(b"c0", b"btcusdt@aggTrade", b'{"a":1}', 1)
+    q.put(os.getpid())
+    while True:
+        time.sleep(1)

@@ -1,10 +1,9 @@
-"""compute's quality mode and control commands, on real rings and a real control socket."""
+"""compute's quality mode and control commands, on real rings and a real control socket (the
+Binance venues alone: the Polymarket side is off here; with it on, tests/ipc/test_compute_edge.py)."""
 from __future__ import annotations
 
 import time
 
-import numpy as np
-import orjson
 import pytest
 
 from actors.compute import Compute, ComputePlan
@@ -19,8 +18,9 @@ from tests.support.ports import free_port
 
 @pytest.fixture
 def compute(segs, tmp_path):
-    s = load_settings(decision_log_dir=str(tmp_path / "decisions"),shm_prefix=segs.prefix.replace("tdctest-", "q"), zmq_control_url=f"tcp://127.0.0.1:{free_port()}",
-                      zmq_xsub_url="tcp://127.0.0.1:1", health_data_stale_sec=2.0, quality_max_skew_ms=1000)
+    s = load_settings(decision_log_dir=str(tmp_path / "decisions"), shm_prefix=segs.prefix.replace("tdctest-", "q"),
+                      zmq_control_url=f"tcp://127.0.0.1:{free_port()}", zmq_xsub_url="tcp://127.0.0.1:1",
+                      health_data_stale_sec=2.0, quality_max_skew_ms=1000, polymarket_enabled=False)
     rings = {k: RingWriter(s.ipc.shm_dir, names.FUTURES_RINGS[k].name(s.ipc.shm_prefix, s.general.symbol), dt, 1024)
              for k, dt in (("trade", TRADE), ("quote", QUOTE))}
     c = Compute(s, pub=Publisher("tcp://127.0.0.1:1", linger_ms=0))
@@ -59,19 +59,15 @@ def test_ok_then_clock_skew_then_gap_then_stale(compute):
     assert c._quality["reasons"][:2] == ["futures.trade: stale 2.8s", "futures.quote: stale 2.8s"]
 
 
-@pytest.mark.parametrize("req,error", [(b"nope", "request must be a JSON object with a 'cmd'"),
-                                       (b'{"x":1}', "request must be a JSON object with a 'cmd'"),
-                                       (b'{"cmd":"launch"}', "unknown cmd 'launch'"),
-                                       (b'{"cmd":"anchor_reset","anchor_ns":-1}',
-                                        "anchor_ns must be a non-negative integer")])
-def test_bad_control_requests_are_answered_not_raised(compute, req, error):
+def test_unknown_control_commands_are_answered_not_raised(compute):
+    """(the request's shape, token and argument types are checked before: tests/ipc/test_control.py)"""
     c, _ = compute
-    assert c.handle_control(req) == {"ok": False, "error": error}
+    assert c.handle_control({"cmd": "launch"}) == {"ok": False, "error": "unknown cmd 'launch'"}
 
 
 def test_anchor_reset_survives_a_compute_restart(compute):
     c, rings = compute
-    assert c.handle_control(orjson.dumps({"cmd": "anchor_reset", "anchor_ns": 123})) == {"ok": True, "anchor_ns": 123}
+    assert c.handle_control({"cmd": "anchor_reset", "anchor_ns": 123}) == {"ok": True, "anchor_ns": 123}
     c.control.close(0)
     # a new control port: zmq releases the old one asynchronously, and the anchor is what matters
     s2 = c.s.replace(zmq_control_url=f"tcp://127.0.0.1:{free_port()}")
@@ -105,7 +101,7 @@ def test_the_plan_decides_which_venue_is_primary(segs, tmp_path):
     """Roles are data: with spot as the primary venue, futures data alone is BAD for lack of spot."""
     s = load_settings(decision_log_dir=str(tmp_path / "decisions"), shm_prefix=segs.prefix.replace("tdctest-", "p"),
                       zmq_control_url=f"tcp://127.0.0.1:{free_port()}", zmq_xsub_url="tcp://127.0.0.1:1",
-                      health_data_stale_sec=2.0, quality_max_skew_ms=1000)
+                      health_data_stale_sec=2.0, quality_max_skew_ms=1000, polymarket_enabled=False)
     rings = {k: RingWriter(s.ipc.shm_dir, names.FUTURES_RINGS[k].name(s.ipc.shm_prefix, s.general.symbol), dt, 1024)
              for k, dt in (("trade", TRADE), ("quote", QUOTE))}
     plan = ComputePlan(trade_venues=(names.SPOT, names.FUTURES), primary=names.SPOT,
@@ -138,7 +134,7 @@ def test_written_documents_match_the_schemas_built_from_their_types(compute):
     c.tick(now)
     c.tick(now + 6_000_000_000)           # a 5 s bar closes
     comps = build_openapi(1024)["components"]
-    for block, schema in (("features", "Features"), ("bars", "Bars"), ("quality", "Quality"), ("edge", "Edge")):
+    for block, schema in (("features", "Features"), ("bars", "Bars"), ("quality", "Quality"), ("edge", "EdgeBlock")):
         doc = c.blocks[block].read()
         v = jsonschema_rs.Draft202012Validator({"$ref": f"#/components/schemas/{schema}", "components": comps})
         assert not [e.message for e in v.iter_errors(doc)], block

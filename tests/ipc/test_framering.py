@@ -90,3 +90,43 @@ def test_reader_from_a_checkpoint(segs):
     rest = r2.read()
     assert [f.seq for f in first + rest] == [0, 1, 2, 3, 4]
     w.close(); r.close(); r2.close()
+
+
+def test_names_the_venue_made_up_never_raise(segs):
+    """A stream name over the u16 length field (the venue's text) is cut and counted, the frame kept;
+    a lone surrogate is written escaped; bytes that are not UTF-8 are read with U+FFFD."""
+    from ipc.framering import NAME_MAX_BYTES, FrameTap
+    tap = FrameTap(segs.dir, segs.prefix, "BTCUSDT", "futures", 1 << 18)
+    r = FrameRingReader(tap.ring.path)
+    tap("market", "s" * 70_000, b"p1", 1)
+    tap("market", "lone\ud800", "p\udcff2", 2)
+    tap.ring.append(b"c", b"bad\xff\xfe", b"p3", 3)
+    got = [(f.stream, f.payload) for f in r.read()]
+    assert got == [("s" * NAME_MAX_BYTES, b"p1"), ("lone\\ud800", b"p\xed\xb3\xbf2"), ("bad\ufffd\ufffd", b"p3")]
+    assert tap.counters() == {"frames_to_recorder": 3, "record_oversize": 0, "record_names_cut": 1}
+    tap.ring.close(); r.close()
+
+
+def test_a_reader_starting_on_a_lapped_ring_counts_what_it_cannot_reach(segs):
+    name = segs.name("frames")
+    w = FrameRingWriter(segs.dir, name, CAP)
+    for i in range(60):                          # 60 * 144 bytes: the oldest boundary is overwritten
+        w.append(b"c", b"s", b"x" * 100, i)
+    r = FrameRingReader(segs.path(name), next_seq=0)
+    assert r.lost == 60 and r.next_seq == 60 and r.read() == []
+    w.append(b"c", b"s", b"y", 60)
+    assert [f.seq for f in r.read()] == [60] and r.lost == 60
+    w.close(); r.close()
+
+
+def test_replaced_tells_a_reader_its_segment_has_a_successor(segs):
+    name = segs.name("frames")
+    w = FrameRingWriter(segs.dir, name, CAP)
+    r = FrameRingReader(segs.path(name))
+    w.append(b"c", b"s", b"old", 1)
+    assert not r.replaced()
+    w.close()
+    w2 = FrameRingWriter(segs.dir, name, 2 * CAP)  # another capacity: a new segment under the name
+    w2.append(b"c", b"s", b"new", 2)
+    assert r.replaced() and [f.payload for f in r.read()] == [b"old"]   # the old one still drains
+    w2.close(); r.close()

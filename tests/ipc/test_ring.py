@@ -252,6 +252,7 @@ def test_writer_dead_between_claimed_and_published_leaves_gap_records(segs):
         data["price"][6] = 14.0           # and half of record 14 over record 6
         del data
     assert header_counters(w.path) == (13, 16)
+    w.close()                             # the dead writer's lock went with it
 
     # A reader meanwhile must not take the touched slots (records 5..7) for data.
     out = r.read()
@@ -283,6 +284,7 @@ def test_writer_dead_between_claimed_and_published_leaves_gap_records(segs):
     assert check_block(out, 13, gap_range=(13, 16)) == (5, 3)
 
     # A clean re-attach has nothing torn.
+    w2.close()
     w3 = RingWriter(segs.dir, name, TRADE, cap)
     assert w3.torn_on_attach == 0 and w3.count == 21 and not w3.created
 
@@ -345,10 +347,10 @@ def test_replaced_segment_with_other_capacity_is_reattached(segs, from_oldest):
     overrun = r.overrun
     assert overrun == (2 if from_oldest else 0)
 
+    w1.close()                                # a writer restarted with another capacity
     w2 = RingWriter(segs.dir, name, TRADE, 32)
     assert w2.created is True and w2.count == 0 and w2.torn_on_attach == 0
     w2.append_many(make_records(0, 5))
-    w1.append_many(make_records(22, 7))       # the old writer now writes into an unlinked file
 
     out = r.read()
     assert r.reattached == 1
@@ -371,6 +373,7 @@ def test_replaced_segment_with_other_dtype(segs):
     r = RingReader(segs.dir, name, TRADE)
     assert r.attached and r.cursor == 3
 
+    w1.close()
     wq = RingWriter(segs.dir, name, QUOTE, 16)
     assert wq.created is True
     quote = np.zeros(4, dtype=QUOTE)
@@ -388,6 +391,7 @@ def test_replaced_segment_with_other_dtype(segs):
     assert rq.read()["update_id"].tolist() == [0, 1, 2, 3]
 
     # A trade writer takes the name back: the trade reader attaches from its first record.
+    wq.close()
     w3 = RingWriter(segs.dir, name, TRADE, 16)
     assert w3.created is True and w3.count == 0
     w3.append_many(make_records(0, 6))
@@ -408,6 +412,7 @@ def test_segment_replaced_while_reader_attaches(segs, monkeypatch):
     path = str(segs.path(name))
     w1 = RingWriter(segs.dir, name, TRADE, 16)
     w1.append_many(make_records(0, 3))
+    w1.close()
 
     real_open = os.open
     state = {"armed": True, "w2": None}

@@ -33,6 +33,7 @@ def test_reader_never_sees_a_torn_payload(segs, procs):
     n = 200_000
     w = StateBlock(segs.dir, segs.prefix, "torture", size=1 << 16, writer=True)
     w.write_bytes(orjson.dumps({"i": 0, "xs": [0]}))
+    w.close()                                       # the process below is the writer
     r = StateBlock(segs.dir, segs.prefix, "torture")
     p = procs.start(state_procs.seqlock_writer, segs.dir, segs.prefix, n)
     seen, last, busy = 0, 0, 0
@@ -61,8 +62,10 @@ def test_writer_repairs_an_odd_sequence(segs):
     region._seq[0] = region.seq + 1                 # a writer died mid-write
     r = StateBlock(segs.dir, segs.prefix, "x")
     assert r._region.read(retries=50) is None       # readers report busy, never a torn read
+    w.close()                                       # the dead writer's lock went with it
     w2 = StateBlock(segs.dir, segs.prefix, "x", writer=True)
-    assert w2._region.seq % 2 == 0
+    assert w2._region.seq % 2 == 0 and w2.repaired
+    assert r.read() is None                         # the half-written payload is not data
     w2.write({"v": 2})
     assert r.read() == {"v": 2}
 

@@ -14,6 +14,7 @@ from actors.sim.market import Market
 from actors.venues.binance.parse import parse_frame
 from ipc.schema import FLAG_SNAPSHOT
 from tests.support.sim import connect, keys, pairs, recv, recv_json, running_sim
+from tests.support.wait import wait_for_async
 
 P2 = re.compile(r"^\d+\.\d{2}$")
 P8 = re.compile(r"^-?\d+\.\d{8}$")
@@ -37,6 +38,8 @@ def test_mark_price_streams_every_second_and_every_three_seconds():
                         book[key] = await recv_json(ws, time.monotonic() + 10)
                 tasks = [asyncio.create_task(follow(fb, "f")), asyncio.create_task(follow(sb, "s"))]
                 deadline = time.monotonic() + 8
+                # a mark print is compared with both books, so both must have quoted first
+                await wait_for_async(lambda: None not in book.values(), 8, "both books quoted")
                 one, three = [], []
                 while len(one) < 4 or len(three) < 1:
                     raw = await recv(m, deadline)

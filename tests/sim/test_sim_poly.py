@@ -13,6 +13,7 @@ import pytest
 
 from actors.sim.polymarket import books as pm
 from actors.sim.market import MarketParams
+from ipc.names import ASSETS
 from tests.support.fixtures import POLYMARKET, need
 from tests.support.poly_sim import Books, gmv, pmv, poly_sim
 from tests.support.sim import Reader, connect
@@ -107,11 +108,18 @@ def test_gamma_markets_and_events_shaped_like_the_capture():
     asyncio.run(main())
 
 
-def test_price_to_beat_appears_after_the_delay_and_is_the_chainlink_start_price():
+@pytest.mark.parametrize("twap", [True, False])
+def test_price_to_beat_appears_after_the_delay_and_follows_the_chainlink_rule(twap):
+    """Point markets: the observation of the start second; TWAP markets (the default): the mean of
+    the observations of the 60 seconds (start - 60, start], as received over RTDS."""
     async def main():
-        async with poly_sim(window_sec=20, lead=1.0, sim_poly_meta_delay_sec=2.0) as sim:
+        # the next window starts 2.5 s after the subscription: its 60 s span is in the snapshot
+        # (about a minute) and the updates
+        async with poly_sim(window_sec=20, lead=2.5, sim_poly_meta_delay_sec=2.0,
+                            sim_poly_twap=twap) as sim:
             st = await sim.stats()
             nxt = st["schedule"]["next"]
+            assert st["schedule"]["settles"]["method"] == ("twap" if twap else "point")
             rt = await connect(sim.ws("/rtds")).__aenter__()
             rd = Reader(rt, ping_every=2.0)
             await rt.send(orjson.dumps({"action": "subscribe", "subscriptions": [
@@ -136,14 +144,26 @@ def test_price_to_beat_appears_after_the_delay_and_is_the_chainlink_start_price(
             st = await sim.stats()
             assert st["chainlink"]["window_start_prices"][str(nxt["start"])] == ptb
             assert st["schedule"]["current"]["price_to_beat"] == ptb
-            assert gmv.parse_market([m], True).price_to_beat == ptb
-            # the RTDS observation of the start second is that price
-            def obs():
+            wi = gmv.parse_market([m], True)
+            assert wi.price_to_beat == ptb and wi.twap_enabled is twap
+            # what RTDS delivered: the snapshot's points, then the updates
+            def observed() -> dict[int, float]:
+                got = {}
                 for d in rd.objs():
-                    if d.get("type") == "update" and d["payload"]["timestamp"] == nxt["start"] * 1000:
-                        return d
-            await rd.wait(lambda: obs() is not None, 3, "RTDS observation of the window start")
-            assert obs()["payload"]["value"] == ptb
+                    if d.get("type") == "subscribe":
+                        got.update({p["timestamp"]: p["value"] for p in d["payload"]["data"]})
+                    elif d.get("type") == "update":
+                        got[d["payload"]["timestamp"]] = d["payload"]["value"]
+                return got
+            start_ms = nxt["start"] * 1000
+            await rd.wait(lambda: start_ms in observed(), 3, "RTDS observation of the window start")
+            obs = observed()
+            if twap:
+                span = [obs[start_ms - 1000 * k] for k in range(59, -1, -1)]
+                assert ptb == sum(span) / 60
+                assert ptb != obs[start_ms]
+            else:
+                assert ptb == obs[start_ms]
             rd.stop()
             await rt.close()
     asyncio.run(main())
@@ -169,9 +189,22 @@ def test_ws_dump_stream_and_rest_book_agree():
                 first = rd.frames[0][1]
                 dump = json.loads(first)
                 assert isinstance(dump, list) and [b["asset_id"] for b in dump] == [up]
-                # a second subscribe adds an asset: its dump comes alone
+                # a re-sent initial message is ignored (no dump, no subscription): the PONG of
+                # the PING sent after it comes first
                 await ws.send(orjson.dumps({"assets_ids": [down], "type": "market",
                                             "custom_feature_enabled": True}).decode())
+                await ws.send("PING")
+                await rd.wait(lambda: "PONG" in rd.texts(), 3, "PONG")
+                # down is not subscribed: no frame is about it alone (a price_change batch of the
+                # market names both tokens, as the venue's does, and reaches up's subscribers)
+                for o in rd.objs():
+                    ids = ({c["asset_id"] for c in o.get("price_changes", ())}
+                           or {o.get("asset_id")})
+                    assert down not in ids or up in ids, o
+                subs = (await sim.stats())["clob_subscriptions"]
+                assert subs["resent_initial"] == 1 and subs["connections"][0]["subscribed"] == 1
+                # the live operation adds an asset: its dump comes alone
+                await ws.send(pmv.update_msg([down], "subscribe").decode())
                 await rd.wait(lambda: any(t.startswith("[") and down in t for t in rd.texts()), 3)
                 for b in (dump[0], next(json.loads(t) for t in rd.texts()
                                         if t.startswith("[") and down in t)[0]):
@@ -181,8 +214,11 @@ def test_ws_dump_stream_and_rest_book_agree():
                     assert px_b == sorted(px_b) and px_a == sorted(px_a, reverse=True)  # best last
                     assert b["tick_size"] in ("0.01", "0.001") and len(b["hash"]) == 40
                     assert all(isinstance(x["size"], str) for x in b["bids"] + b["asks"])
+                n_of = lambda kind: sum(t.count(f'"event_type":"{kind}"') for t in rd.texts())   # noqa: E731
+                # enough of each kind for the checks below (counted, not timed: a loaded machine is slower)
                 await rd.wait(lambda: len(rd.frames) > 60 and any(
-                    '"last_trade_price","transaction_hash"' in t for t in rd.texts()), 8,
+                    '"last_trade_price","transaction_hash"' in t for t in rd.texts())
+                    and n_of("price_change") > 20 and n_of("best_bid_ask") > 5, 20,
                     "a trade and some traffic")
                 books = Books([up, down])
                 kinds: dict[str, int] = {}
@@ -269,9 +305,9 @@ def test_books_track_the_fair_probability_of_the_sim_path():
                 cur, cl = st["schedule"]["current"], st["chainlink"]
                 if cur.get("up_mid") is not None and cur["price_to_beat"]:
                     s = cl["futures_mid"] * (1 + cl["basis_bps"] * 1e-4)
-                    tau = cur["end"] - st["now_ms"] / 1000
+                    tau = cur["end"] - st["now_ns"] / 1e9     # the stats' own instant: ms would move τ
                     fair = pm.fair_up(s, cur["price_to_beat"], sigma, tau)
-                    assert fair == pytest.approx(cur["fair_up"], abs=1e-5)
+                    assert fair == pytest.approx(cur["fair_up"], abs=6e-7)   # fair_up is rounded to 6 places
                     pairs.append((fair, cur["up_mid"]))
                 await asyncio.sleep(0.1)
             assert len(pairs) > 25
@@ -362,9 +398,15 @@ def test_window_rollover_closes_the_old_market_and_streams_the_next():
                 assert not olds, olds[:2]
                 assert any(e["asset_id"] in toks_new for d in late
                            for e in d.get("price_changes", ())), "next window's books not flowing"
-                res = [d for d in late if d["event_type"] == "market_resolved"]
-                assert len(res) == 1 and set(res[0]["assets_ids"]) == toks_old
-                pmv.parse_frame(orjson.dumps(res[0]), 0)
+                # market_resolved is a broadcast: every asset's window of the series that ended,
+                # ours among them (a client must match it by its tokens or condition id)
+                res_all = [d for d in late if d["event_type"] == "market_resolved"]
+                res = [d for d in res_all if set(d["assets_ids"]) == toks_old]
+                assert len(res) == 1 and res[0]["market"] == old["condition_id"]
+                assert len(res_all) == len(set(ASSETS.values()))
+                assert len({d["market"] for d in res_all}) == len(res_all)
+                for d in res_all:
+                    pmv.parse_frame(orjson.dumps(d), 0)
                 rd.stop()
             # REST: the old book is gone after the resolution delay; Gamma says closed
             r = await sim.get("/clob/book", token_id=old["up_token"])
@@ -418,18 +460,3 @@ def test_best_bid_ask_only_with_the_custom_feature():
                 rp.stop()
                 rc.stop()
     asyncio.run(main())
-
-
-def test_hourly_and_15m_schedules_use_the_consumer_slugs():
-    from actors.sim.polymarket.schedule import Schedule
-    now = 1_787_414_523.0
-    s15 = Schedule("15m", 900)
-    w = s15.window(s15.start_of(now))
-    assert w.slug == f"btc-updown-15m-{w.start}" and w.start % 900 == 0
-    assert s15.lookup(w.slug, now) == w and s15.lookup(f"btc-updown-5m-{w.start}", now) is None
-    s1h = Schedule("1h", 3600)
-    w = s1h.window(s1h.start_of(now))
-    assert w.slug.startswith("bitcoin-up-or-down-") and w.slug.endswith("-et")
-    assert s1h.lookup(w.slug, now) == w
-    assert w.slug == gmv.slug("1h", w.start)
-    assert s1h.lookup(gmv.slug_candidates("1h", w.start)[-1], now) == w

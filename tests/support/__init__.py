@@ -11,5 +11,9 @@
 - context:      the context actor in-process (Actor) and a stand-in bus XSUB (Sub)
 - api:          the API app over real shm, a fake compute REP socket, request helpers
 - trades:       trade data builders and the plain-loop volatility reference
+- frames:       Binance markPrice/forceOrder frames, combined-stream captures, captured sides, a real poly book
+- compute_rig:  Rig: compute in-process over rings and blocks it reads; market and book_rec builders
+- promql:       /metrics with every family rendered, sample types, PromQL metric names and rate checks
+- recordings:   build_recording: a recording of real captures as the recorder writes one
 - fixtures:     paths to the real captures in ../shared/fixtures and `need` (fails under CI)
 """

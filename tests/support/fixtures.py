@@ -7,6 +7,7 @@ green while testing nothing.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,30 @@ def load_hftbacktest(path: Path, kind: str) -> np.ndarray:
         assert d.kind == kind, (d.kind, line[:120])
         recs.extend(d.recs)
     return np.array(recs, dtype=DTYPES[kind])
+
+
+def capture(path: Path) -> list[tuple[str, int | None, bytes]]:
+    """(origin, recv_ns, json) for every message line of a capture: origin 'ws' or 'rest'.
+
+    hftbacktest: `<recv_ns> <json>`; cryptofeed: `<recv_sec>: <json>`, REST lines
+    `<url> -> <recv_sec>: <json>`, header `<wss url> <-> <sec>`; jsonl: `<json>`.
+    """
+    out = []
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        if line.startswith(b"{"):
+            out.append(("ws", None, line))
+        elif line.startswith(b"wss://"):
+            continue
+        elif line.startswith(b"http"):
+            _, _, rest = line.partition(b" -> ")
+            sec, _, body = rest.partition(b": ")
+            out.append(("rest", int(Decimal(sec.decode()) * 10**9), body))
+        else:
+            head, _, body = line.partition(b" ")
+            if head.endswith(b":"):
+                out.append(("ws", int(Decimal(head[:-1].decode()) * 10**9), body))
+            else:
+                out.append(("ws", int(head), body))
+    return out

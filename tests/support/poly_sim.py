@@ -25,6 +25,9 @@ class PolySim:
     port: int
     settings: Settings
     offset_ns: int
+    # one HTTP client for the sim's lifetime (building one costs ~0.1 s of CA-bundle loading)
+    client: httpx.AsyncClient | None = None
+    spot_port: int = 0            # the sim's Binance spot port (klines of the hourly markets)
 
     @property
     def http(self) -> str:
@@ -37,31 +40,35 @@ class PolySim:
         return (time.time_ns() + self.offset_ns) / NS
 
     async def get(self, path: str, **params) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=5) as c:
-            return await c.get(self.http + path, params=params)
+        return await self.client.get(self.http + path, params=params)
+
+    async def get_abs(self, url: str, **params) -> httpx.Response:
+        """GET another port of the same sim (the spot REST, for instance)."""
+        return await self.client.get(url, params=params)
 
     async def stats(self) -> dict:
         return (await self.get("/__sim/stats")).json()
 
     async def fault(self, kind: str, **params) -> dict:
-        async with httpx.AsyncClient(timeout=5) as c:
-            r = await c.post(self.http + "/__sim/fault", json={"kind": kind, **params})
+        r = await self.client.post(self.http + "/__sim/fault", json={"kind": kind, **params})
         assert r.status_code == 200, r.text
         return r.json()
 
 
 @contextlib.asynccontextmanager
-async def poly_sim(window_sec: int = 20, lead: float | None = None, **kw):
-    """A sim (all venues, OS-picked ports) with a `window_sec` window of the 5m series.
+async def poly_sim(window_sec: int | str = 20, lead: float | None = None, windows: str = "5m", **kw):
+    """A sim (all venues, OS-picked ports) following `windows` (POLYMARKET_WINDOWS, default the 5m
+    series) with `window_sec` windows (POLYMARKET_WINDOW_SEC: an int, or `5m:20,1h:60`).
 
-    lead: shift the sim clock so that the current window ends `lead` seconds from now.
-    `sim_*` / `polymarket_*` keyword arguments go to Settings."""
-    skw = {k: kw.pop(k) for k in list(kw) if k.startswith(("sim_", "polymarket_"))}
+    lead: shift the sim clock so that the current window of the first followed series ends `lead`
+    seconds from now (its windows must be plain multiples of their length: shortened, or 5m/15m/1h).
+    `sim_*` / `polymarket_*` / `symbol` keyword arguments go to Settings."""
+    skw = {k: kw.pop(k) for k in list(kw) if k.startswith(("sim_", "polymarket_")) or k == "symbol"}
     skw.setdefault("sim_trade_rate", 100.0)
-    settings = Settings(polymarket_window="5m", polymarket_window_sec=window_sec, **skw)
+    settings = Settings(polymarket_windows=windows, polymarket_window_sec=window_sec, **skw)
     off = 0
     if lead is not None:
-        w = window_sec * NS
+        w = settings.venues.window_secs[settings.venues.polymarket_windows[0]] * NS
         off = int((w - int(lead * NS) - time.time_ns() % w) % w)
     loop = asyncio.get_running_loop()
     ready, spot_ready, poly_ready = (loop.create_future() for _ in range(3))
@@ -74,7 +81,8 @@ async def poly_sim(window_sec: int = 20, lead: float | None = None, **kw):
         task.result()
     assert poly_ready.done(), "sim did not start"
     try:
-        yield PolySim(poly_ready.result(), settings, off)
+        async with httpx.AsyncClient(timeout=5) as client:
+            yield PolySim(poly_ready.result(), settings, off, client, spot_ready.result())
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)

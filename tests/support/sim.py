@@ -121,8 +121,13 @@ class Reader:
 
     def objs(self, since: float = 0.0) -> list[dict]:
         """Every JSON object received (arrays flattened), skipping control text."""
+        return self.objs_of(self.texts(since))
+
+    @staticmethod
+    def objs_of(texts) -> list[dict]:
+        """The JSON objects of some frames (arrays flattened), skipping control text."""
         out = []
-        for m in self.texts(since):
+        for m in texts:
             if m in ("", "PONG"):
                 continue
             d = orjson.loads(m)

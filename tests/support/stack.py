@@ -38,11 +38,11 @@ class Stack:
             SHM_PREFIX="f" + uuid.uuid4().hex[:8], SIM_PORT=str(sim), SIM_SPOT_PORT=str(spot),
             SIM_POLY_PORT=str(poly), POLYMARKET_GAMMA_URL=f"http://127.0.0.1:{poly}/gamma",
             POLYMARKET_CLOB_URL=f"http://127.0.0.1:{poly}/clob",
-            POLYMARKET_CLOB_WS=f"ws://127.0.0.1:{poly}/ws/market",
+            POLYMARKET_WS_URL=f"ws://127.0.0.1:{poly}/ws/market",
             POLYMARKET_RTDS_URL=f"ws://127.0.0.1:{poly}/rtds",
             FUTURES_WS=f"ws://127.0.0.1:{sim}", FUTURES_REST=f"http://127.0.0.1:{sim}",
             SPOT_WS=f"ws://127.0.0.1:{spot}", SPOT_REST=f"http://127.0.0.1:{spot}",
-            ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
+            ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_BIN_URL=f"tcp://127.0.0.1:{free_port()}",
             FEED_STALE_SEC="2", FEED_BACKOFF_MAX_SEC="1", DECISION_LOG_DIR=str(self.tmp / "decisions"), CONTEXT_TFS="1m", LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1")
         self.env.update(overrides)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import procs
 from tests.support.ports import free_port
 from tests.support.wait import wait_for
 
@@ -49,7 +50,9 @@ class System:
         return subprocess.run([sys.executable, "run.py", "ctl", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=30).stdout
 
-    def start(self, args: tuple[str, ...] = ("--sim",), **overrides: str) -> "System":
+    def start(self, args: tuple[str, ...] = ("--sim",), command: tuple[str, ...] | None = None,
+              cwd: Path = ROOT, **overrides: str) -> "System":
+        """`run.py *args` in the checkout, or `command` (an installed `tdc up --sim`) in `cwd`."""
         prefix = "t" + uuid.uuid4().hex[:8]
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TDC_", "FUTURES_", "SPOT_", "ZMQ_", "SIM_", "HTTP_"))}
@@ -58,11 +61,11 @@ class System:
             DECISION_LOG_DIR=str(self.tmp / "decisions"),
             HTTP_PORT=str(free_port()), SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
             SIM_POLY_PORT=str(free_port()),
-            ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
+            ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_BIN_URL=f"tcp://127.0.0.1:{free_port()}",
             ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}", PYTHONUNBUFFERED="1")
         env.update(overrides)
         self.env = env
-        self.proc = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen(list(command or (sys.executable, "run.py", *args)), cwd=cwd, env=env,
                                      stdout=open(self.tmp / "run.out", "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         return self
@@ -81,18 +84,7 @@ class System:
 
     def session_pids(self) -> list[int]:
         """Every live process of the session run.py was started in (supervisord, actors, workers)."""
-        sid = self.proc.pid
-        out = []
-        for d in Path("/proc").iterdir():
-            if not d.name.isdigit():
-                continue
-            try:
-                fields = (d / "stat").read_bytes().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != b"Z":      # field 6 of stat: session id
-                out.append(int(d.name))
-        return out
+        return procs.session_pids(self.proc.pid)
 
     def shm_segments(self) -> list[Path]:
         return sorted(Path("/dev/shm").glob(f"{self.env['SHM_PREFIX']}.*"))
@@ -123,13 +115,14 @@ class System:
 
 
 @contextlib.contextmanager
-def running_system(tmp: Path, args: tuple[str, ...] = ("--sim",), **env: str):
+def running_system(tmp: Path, args: tuple[str, ...] = ("--sim",), command: tuple[str, ...] | None = None,
+                   cwd: Path = ROOT, **env: str):
     """A started System (not yet known healthy: wait for what the test needs), stopped with
     `stop_checked` at the end; on any failure the log tails are printed."""
     tmp.mkdir(parents=True, exist_ok=True)
     sys_ = System(tmp)
     try:
-        sys_.start(args, **env)
+        sys_.start(args, command=command, cwd=cwd, **env)
         yield sys_
         sys_.stop_checked()
     except BaseException:

@@ -60,3 +60,25 @@ def test_unknown_route_and_method_are_json_4xx(env):
     r = c.simulate_get("/latest/book", params={"venue": "moon"})
     assert r.status_code == 400 and "venue" in r.json["description"]
     assert c.simulate_get("/latest/book").status_code == 400
+
+
+def test_a_compute_with_another_token_is_502_not_the_clients_fault(env):
+    fake = FakeCompute(env[0], token="another-token-0123456789")
+    try:
+        r = post(client(*env))
+        assert r.status_code == 502 and r.json == {"title": "compute refused",
+                                                   "description": "auth: bad or missing token"}
+        assert fake.requests == []
+    finally:
+        fake.close()
+
+
+def test_a_compute_handler_failure_is_502(env):
+    fake = FakeCompute(env[0])
+    fake.server.handler = lambda req: 1 / 0
+    try:
+        r = post(client(*env))
+        assert r.status_code == 502 and r.json == {"title": "compute refused",
+                                                   "description": "handler_error: ZeroDivisionError: division by zero"}
+    finally:
+        fake.close()

@@ -1,4 +1,4 @@
-"""Property-based fuzz of the REST API against its own OpenAPI document (schemathesis, in-process WSGI).
+"""Property-based fuzz of the REST API against its own OpenAPI document (schemathesis, in-process ASGI).
 
 The app is built by create_app over real shared memory: state blocks and heartbeats written by
 real writers, and a real REP socket answering control requests like compute. For every operation,
@@ -20,9 +20,13 @@ from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
 from config.settings import load_settings
 from ipc.shm import unlink_prefix
 from ipc.state import Heartbeat, Registry, StateBlock
-from tests.support.api import TOKEN, FakeCompute
+from tests.support.api import TOKEN, FakeCompute, edge_doc, market_doc, poly_entry
+from tests.support.history import write_history
 from tests.support.ports import free_port
 
+FOLLOWED = ("15m", "1h")     # the other series are valid names this system does not follow: 404
+STREAM_PATH = "/stream"     # never ends by itself, takes no parameters: tests/unit/test_web_push.py
+PAGE_PATHS = ("/", "/dashboard", "/static/{name}")
 MAX_EXAMPLES = 100        # per operation and generation mode: the whole module stays well under 60 s
 
 
@@ -45,27 +49,25 @@ def write_state(s, now_ns: int) -> None:
                 "basis": {}, "liquidations": {}, "bias": {"score": None},
                 "anchor": {"anchor_ns": now_ns - 10**12, "explicit": False},
                 "quality": {"mode": "DEGRADED", "reasons": ["spot.trade: no data"]}}
+    markets = {"15m": market_doc("15m", 1_700_000_100, 900), "1h": market_doc("1h", 1_699_999_200, 3600, 65001.5)}
     blocks = {
         "features": features,
         "bars": {"symbol": "BTCUSDT", "ts_ns": now_ns, "venues": {"futures": {
             "5s": {"current": _bar("5s", "futures", now_ns, False), "closed": [_bar("5s", "futures", now_ns - 5_000_000_000, True)]}}}},
         "quality": {"mode": "DEGRADED", "reasons": ["spot.trade: no data"], "tick_overruns": 0,
                     "ts_ns": now_ns, "changed": False},
-        "polymarket": {"ts_ns": now_ns, "window": {"slug": "btc-updown-15m-1700000000",
-                                                  "window_start_ns": 1_700_000_000 * 10**9,
-                                                  "window_end_ns": 1_700_000_900 * 10**9,
-                                                  "price_to_beat": None, "price_to_beat_source": "none"},
-                       "books": {"UP": {"valid": True, "stale": False, "best_bid": 0.4, "best_ask": 0.41,
-                                        "mid": 0.405, "bids": [[0.4, 10.0]], "asks": [[0.41, 5.0]]},
-                                 "DOWN": {"valid": False}},
+        "polymarket": {"ts_ns": now_ns, "disabled": None,
+                       "series": {s_: poly_entry(markets[s_]) for s_ in FOLLOWED},
                        "counters": {}, "lookup_errors": {}},
-        "edge": {"symbol": "BTCUSDT", "ts_ns": now_ns, "window": None,
-                 "fair": {"fast": None, "smooth": None, "reason": "no window"},
-                 "edge": {"decision": "NONE", "reason": "no window", "vetoes": ["no_window"], "sides": {}},
-                 "accumulate": {"action": "HOLD"}, "spikes": {}},
+        "edge": {"ts_ns": now_ns, "symbol": "BTCUSDT", "disabled": None,
+                 "series": {s_: edge_doc(s_, now_ns, markets[s_]) for s_ in FOLLOWED}},
     }
     for name, doc in blocks.items():
         StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, name, writer=True).write(doc)
+    # compute's history rings: a few seconds of samples of each series' window and of the market
+    past = [now_ns - k * 1_000_000_000 for k in range(5, -1, -1)]
+    write_history(s, {s_: [edge_doc(s_, t, markets[s_]) for t in past] for s_ in FOLLOWED},
+                  [{**features, "ts_ns": t} for t in past])
     age = Histogram(DATA_AGE_BOUNDS_MS)
     age.observe_ns(3_000_000)
     Heartbeat(Registry(s.ipc.shm_dir, s.ipc.shm_prefix), "feed_futures").beat(
@@ -84,7 +86,8 @@ def api_app():
     # a healthy system, so that every 5xx is a bug: the one required actor heartbeats (once, so
     # it may not look dead for the test's duration), both venues have a book, compute answers
     s = load_settings(shm_prefix=prefix, zmq_control_url=url, api_token=TOKEN,
-                      health_required="feed_futures", health_alive_sec=3600)
+                      health_required="feed_futures", health_alive_sec=3600,
+                      polymarket_windows=",".join(FOLLOWED))
     write_state(s, time.time_ns())
     fake = FakeCompute(url)
     try:
@@ -96,14 +99,14 @@ def api_app():
 
 @pytest.fixture(scope="module")
 def api_schema(api_app):
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", api_app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api_app)
     return schema
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-@schema.parametrize()
+@schema.exclude(path=STREAM_PATH).parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
@@ -112,6 +115,8 @@ def test_api_conforms_to_its_openapi(case):
     # wrong one, and expects a 401)
     r = case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code < 500
-    if case.path != "/metrics":            # (the exposition format is text, and documented so)
+    if case.path in PAGE_PATHS:            # the dashboard's page, assets and redirect
+        assert r.headers["content-security-policy"], r.headers
+    elif case.path != "/metrics":          # (the exposition format is text, and documented so)
         assert r.headers["content-type"] == ["application/json"], r.headers
     assert b"Traceback" not in r.content

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,8 @@ import pytest
 from actors.venues.binance import parse as bn
 from actors.venues.binance.parse import Decoded, FrameError, parse_frame, stream_kind
 from ipc.schema import DTYPES, FLAG_SNAPSHOT, MAX_LEVELS
-from tests.support.fixtures import BINANCE, need
+from tests.support.fixtures import BINANCE, capture, need
+from tests.support.frames import LIQ_FRAME, MARK_FRAME
 
 FIX = need(BINANCE, module=True)
 
@@ -42,33 +42,6 @@ def store(kind: str, rec) -> np.void:
 
 def pad(xs: list[float]) -> list[float]:
     return list(xs) + [0.0] * (MAX_LEVELS - len(xs))
-
-
-def capture(path: Path) -> list[tuple[str, int | None, bytes]]:
-    """(origin, recv_ns, json) for every message line of a capture: origin 'ws' or 'rest'.
-
-    hftbacktest: `<recv_ns> <json>`; cryptofeed: `<recv_sec>: <json>`, REST lines
-    `<url> -> <recv_sec>: <json>`, header `<wss url> <-> <sec>`; jsonl: `<json>`.
-    """
-    out = []
-    for line in path.read_bytes().splitlines():
-        if not line.strip():
-            continue
-        if line.startswith(b"{"):
-            out.append(("ws", None, line))
-        elif line.startswith(b"wss://"):
-            continue
-        elif line.startswith(b"http"):
-            _, _, rest = line.partition(b" -> ")
-            sec, _, body = rest.partition(b": ")
-            out.append(("rest", int(Decimal(sec.decode()) * 10**9), body))
-        else:
-            head, _, body = line.partition(b" ")
-            if head.endswith(b":"):
-                out.append(("ws", int(Decimal(head[:-1].decode()) * 10**9), body))
-            else:
-                out.append(("ws", int(head), body))
-    return out
 
 
 def decode_all(path: Path) -> list[Decoded]:
@@ -120,6 +93,10 @@ KLINE_CASES = {
     "spot_kline_1m_closed.json": ("btcusdt@kline_1m", (
         1617566640068 * MS, RECV, 0, 1617566580000 * MS, 1617566639999 * MS, 60, 1,
         57994.6, 58018.03, 57974.41, 57999.99, 23.067122, 1337913.58654308, 11.413347, 1020)),
+    # spot klines: the candles hourly/daily up/down markets settle on (names.SPOT_RINGS["kline"])
+    "spot_kline_1m_open.json": ("btcusdt@kline_1m", (
+        1617566592358 * MS, RECV, 0, 1617566580000 * MS, 1617566639999 * MS, 60, 0,
+        57994.6, 58008.75, 57994.59, 58001.03, 6.453895, 374344.56589795, 1.891131, 242)),
 }
 
 
@@ -253,14 +230,6 @@ def test_rest_depth_snapshot_shape_decodes_as_snapshot():
 # ---------------------------------------------------------------------------------------------
 # markPrice / forceOrder: no data-file capture exists; frames in Binance's documented shape
 # ---------------------------------------------------------------------------------------------
-
-MARK_FRAME = (b'{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":1562305380000,'
-              b'"s":"BTCUSDT","p":"11794.15000000","ap":"11794.15000000","P":"11784.62659091",'
-              b'"i":"11784.25641265","r":"0.00038167","T":1562306400000}}')
-LIQ_FRAME = (b'{"stream":"btcusdt@forceOrder","data":{"e":"forceOrder","E":1568014460893,"o":{'
-             b'"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC","q":"0.014","p":"9910","ap":"9910",'
-             b'"X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}}')
-
 
 def test_mark_price():
     d = parse_frame(MARK_FRAME, RECV)
@@ -533,6 +502,29 @@ def test_frame_error_message_is_truncated():
         parse_frame(big, RECV)
     assert "missing field" in str(info.value)
     assert len(str(info.value)) < 400
+
+
+SHUTDOWN = b'{"e":"serverShutdown","E":1700000000000}'     # the documented event (NautilusTrader's shape)
+
+
+@pytest.mark.parametrize("f,stream", [
+    (SHUTDOWN, ""),                                                            # raw stream
+    (b'{"stream":"btcusdt@aggTrade","data":' + SHUTDOWN + b"}", "btcusdt@aggTrade"),   # combined
+    (b'{"stream":"serverShutdown","data":' + SHUTDOWN + b"}", "serverShutdown"),       # any stream name
+    (b'{"event":' + SHUTDOWN + b"}", ""),                                      # WebSocket-API form
+    (b'{"e":"serverShutdown"}', ""),                                           # no event time: still it
+    ('{"e":"serverShutdown","E":1700000000000}', ""),                          # a str frame
+])
+def test_server_shutdown_decodes_to_shutdown(f, stream):
+    assert parse_frame(f, RECV) == Decoded("shutdown", stream, ())
+
+
+def test_shutdown_lookalikes_are_not_shutdowns():
+    assert parse_frame(b'{"e":"servershutdown","E":1}', RECV).kind == "unknown"
+    assert parse_frame(b'{"stream":"btcusdt@ticker","data":{"e":"24hrTicker"}}', RECV).kind == "unknown"
+    assert parse_frame(b'{"event":{"e":"other"}}', RECV).kind == "unknown"
+    with pytest.raises(FrameError):                 # a combined envelope without data stays malformed
+        parse_frame(b'{"stream":"btcusdt@aggTrade","data":[1]}', RECV)
 
 
 def test_unknown_stream_and_event_types():

@@ -57,6 +57,16 @@ def test_parse_klines_closed_is_strictly_before_now():
     assert not br.parse_klines(body, "1m", 1634943780000 * MS)["closed"].any()
 
 
+@pytest.mark.parametrize("field,value,why", [
+    (2, "0", "price"), (4, "NaN", "price"), (1, "1e400", "price"), (3, "60800.0", "ohlc"),
+    (5, "-1", "volume"), (9, "99.0", "taker_buy_volume"), (8, -3, "trades")])
+def test_parse_klines_refuses_an_insane_row_of_the_real_capture(field, value, why):
+    rows = orjson.loads(_capture())
+    rows[4][field] = value
+    with pytest.raises(ValueError, match=rf"^klines row 4: .*{why}"):
+        br.parse_klines(orjson.dumps(rows), "1m", 0, now_ms=1634944340000)
+
+
 def test_parse_klines_rejects_bad_bodies():
     body = _capture()
     with pytest.raises(ValueError, match="spans"):
@@ -121,6 +131,39 @@ def test_retry_after():
     assert br.retry_after_sec(429, {"Retry-After": "soon"}, now_s=0) is None
 
 
+NOW_S = 1_700_000_000.0
+
+
+@pytest.mark.parametrize("value,now_s,sec", [
+    ("inf", None, 600.0), ("Infinity", None, 600.0), ("1e300", None, 600.0), ("1e400", None, 600.0),
+    ("601", None, 600.0), ("600", None, 600.0), ("-5", None, 0.0), ("-inf", None, 0.0),
+    ("nan", None, None), ("", NOW_S, None), ("   ", None, None),
+    ("Fri, 31 Dec 9999 23:59:59 GMT", NOW_S, 600.0),       # a far HTTP-date: capped
+    ("Tue, 14 Nov 2023 22:13:30 GMT", NOW_S, 10.0),        # NOW_S + 10 s
+    ("Tue, 14 Nov 2023 22:13:30 -0000", NOW_S, 10.0),      # no zone: UTC
+    ("Tue, 14 Nov 2023 22:13:00 GMT", NOW_S, 0.0),         # already past
+    ("Wed, 21 Oct 99999 07:28:05 GMT", NOW_S, None),       # year out of range: unreadable, no raise
+])
+def test_retry_after_is_capped_and_never_raises(value, now_s, sec):
+    assert br.MAX_PAUSE_SEC == 600.0
+    for status in (418, 429, 503):
+        assert br.retry_after_sec(status, {"Retry-After": value}, now_s) == sec
+
+
+def test_ban_sec_capped_between_one_second_and_ten_minutes():
+    msg = "Way too much request weight used; IP banned until {}. Please use the websocket"
+    ban = br.ban_sec
+    assert ban({"Retry-After": "1e300"}, "", NOW_S, 120.0) == 600.0
+    assert ban({"Retry-After": "30"}, msg.format(int(NOW_S * 1000) + 500_000), NOW_S, 120.0) == 30.0
+    assert ban({"Retry-After": "0"}, "", NOW_S, 120.0) == 1.0
+    assert ban({"Retry-After": "nan"}, msg.format(int(NOW_S * 1000) + 45_000), NOW_S, 120.0) == 45.0
+    assert ban({}, msg.format(9_999_999_999_999_999), NOW_S, 120.0) == 600.0    # year 2286+
+    assert ban({}, msg.format(int(NOW_S * 1000) - 5_000), NOW_S, 120.0) == 1.0  # already over
+    assert ban({}, '{"code":-1003,"msg":"banned"}', NOW_S, 120.0) == 120.0
+    assert ban({}, "", NOW_S, 1e12) == 600.0
+    assert ban({}, "", NOW_S, float("inf")) == 600.0
+
+
 def test_rest_error_and_ban_message():
     e = RestError.from_body(418, b'{"code":-1003,"msg":"Way too much request weight used; IP banned '
                                  b'until 1591176563022. Please use the websocket for live updates '
@@ -160,6 +203,17 @@ def _client(srv, **kw) -> BinanceRestClient:
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def klines_once(srv, tf: str, n: int, **kw) -> tuple[list, dict]:
+    """One klines call on a fresh client: (records, the client's counters after it)."""
+    async def go():
+        c = _client(srv, **kw)
+        try:
+            return await c.klines("BTCUSDT", tf, n, now_ms=T0), c.counters()
+        finally:
+            await c.aclose()
+    return run(go())
 
 
 def test_klines_and_weight_tracking(server):
@@ -291,17 +345,51 @@ def test_418_without_retry_after_uses_the_ban_end_or_the_default(server):
     assert cn["bans"] == 2 and cn["errors"] == {"418": 2}
 
 
-def test_5xx_retried_with_backoff_then_ok(server):
-    server.fail_next(Fault(500), Fault(503))
+@pytest.mark.parametrize("status,value", [(418, "1e300"), (418, "inf"), (429, "inf"), (429, "1e300"),
+                                          (429, "Fri, 31 Dec 9999 23:59:59 GMT")])
+def test_an_absurd_retry_after_pauses_ten_minutes_not_forever(server, status, value):
+    # before the cap: 418 + 1e300 raised OverflowError out of the client (the context actor died),
+    # and `inf` paused every request forever
+    server.fail_next(Fault(status, {"Retry-After": value}))
 
     async def go():
         c = _client(server)
         try:
-            recs = await c.klines("BTCUSDT", "5m", 3, now_ms=T0)
-            return recs, c.counters()
+            t = asyncio.create_task(c.klines("BTCUSDT", "1m", 2, now_ms=T0))
+            await wait_for_async(lambda: c.errors.get(str(status)) == 1 or t.done(), 10, "the answer")
+            await asyncio.sleep(0)
+            assert not t.done(), t.exception()       # pausing, not dead
+            left_s = c._pause_until - time.monotonic()
+            cn = c.counters()
+            t.cancel()
+            return left_s, cn
         finally:
             await c.aclose()
-    recs, cn = run(go())
+    wall = time.time_ns()
+    left_s, cn = run(go())
+    assert 590.0 < left_s <= 600.0
+    assert cn["errors"] == {str(status): 1} and cn["requests"] == 1
+    if status == 418:
+        assert cn["bans"] == 1 and cn["banned"] is True
+        assert wall + 590 * 10**9 < cn["banned_until_ns"] <= time.time_ns() + 600 * 10**9
+
+
+def test_after_the_capped_pause_a_request_reprobes(server, monkeypatch):
+    # the cap shortened to 1 s: `Retry-After: inf` is waited 1 s, then the next request goes out
+    monkeypatch.setattr(br, "MAX_PAUSE_SEC", 1.0)
+    server.fail_next(Fault(429, {"Retry-After": "inf"}), Fault(418, {"Retry-After": "1e300"}))
+
+    recs, cn = klines_once(server, "1m", 2)
+    reqs = server.requests()
+    assert [r.status for r in reqs] == [429, 418, 200] and len(recs) == 2
+    assert reqs[1].t_arrive - reqs[0].t_reply >= 1.0 and reqs[2].t_arrive - reqs[1].t_reply >= 1.0
+    assert (cn["requests"], cn["ok"], cn["retries"], cn["bans"]) == (3, 1, 2, 1)
+
+
+def test_5xx_retried_with_backoff_then_ok(server):
+    server.fail_next(Fault(500), Fault(503))
+
+    recs, cn = klines_once(server, "5m", 3)
     assert len(recs) == 3
     assert (cn["requests"], cn["ok"], cn["retries"], cn["errors"]) == (3, 1, 2, {"500": 1, "503": 1})
     assert cn["last_status"] == 200
@@ -310,14 +398,7 @@ def test_5xx_retried_with_backoff_then_ok(server):
 def test_timeout_retried_then_ok(server):
     server.fail_next(Fault(None, delay=5.0))
 
-    async def go():
-        c = _client(server, timeout_sec=0.3)
-        try:
-            recs = await c.klines("BTCUSDT", "1m", 2, now_ms=T0)
-            return recs, c.counters()
-        finally:
-            await c.aclose()
-    recs, cn = run(go())
+    recs, cn = klines_once(server, "1m", 2, timeout_sec=0.3)
     assert len(recs) == 2
     assert (cn["requests"], cn["ok"], cn["retries"], cn["errors"]) == (2, 1, 1, {"timeout": 1})
 

@@ -99,8 +99,8 @@ def test_edge_evaluate_result_round_trips(tmp_path):
     from actors.decide.edge import EdgeParams, evaluate
     p = EdgeParams(slice_usd=10.0, edge_buffer_bps=100.0, stale_threshold_sec=10.0,
                    max_spread_bps=500.0, min_depth_usd=50.0)
-    books = {"UP": {"asks": [(0.5, 100.0)], "bids": [(0.49, 10.0)], "age_s": 0.1},
-             "DOWN": {"asks": [(0.51, 100.0)], "bids": [(0.5, 10.0)], "age_s": 0.1}}
+    books = {"UP": {"asks": [(0.5, 100.0)], "bids": [(0.49, 10.0)], "age_ms": 100.0},
+             "DOWN": {"asks": [(0.51, 100.0)], "bids": [(0.5, 10.0)], "age_ms": 100.0}}
     r = evaluate(MIDNIGHT, None, 0.6, books, "OK", p)
     log = DecisionLog(str(tmp_path))
     assert log.write(r)
@@ -108,3 +108,15 @@ def test_edge_evaluate_result_round_trips(tmp_path):
     got = lines(tmp_path / "decisions-2026-11-24.jsonl")[0]
     assert got["decision"] == "NONE" and got["vetoes"][0]["code"] == "no_window"
     assert got["params"]["slice_usd"] == 10.0
+
+
+def test_a_series_log_is_its_own_file(tmp_path):
+    """One file per series: decisions-<asset>-<series>-YYYY-MM-DD.jsonl (calibrate globs decisions-*)."""
+    a, b = DecisionLog(str(tmp_path), tag="btc-15m"), DecisionLog(str(tmp_path), tag="btc-1h")
+    assert a.write({"ts_ns": MIDNIGHT, "series": "15m"}) and b.write({"ts_ns": MIDNIGHT, "series": "1h"})
+    a.close()
+    b.close()
+    assert lines(tmp_path / "decisions-btc-15m-2026-11-24.jsonl") == [{"ts_ns": MIDNIGHT, "series": "15m"}]
+    assert lines(tmp_path / "decisions-btc-1h-2026-11-24.jsonl") == [{"ts_ns": MIDNIGHT, "series": "1h"}]
+    assert sorted(p.name for p in tmp_path.glob("decisions-*.jsonl")) == [
+        "decisions-btc-15m-2026-11-24.jsonl", "decisions-btc-1h-2026-11-24.jsonl"]

@@ -238,22 +238,39 @@ def test_price_smoother():
     assert ps.update(2 * SEC, 500.0) == v                     # no time passed
 
 
-def test_twap_tracker():
+def test_twap_tracker_is_the_settlements_mean_so_far():
+    """A = the mean of the observations in (T − L, now] (settlement.twap_mean), not a time average
+    of the step function: at now = T it is the settlement value itself."""
     tw = TwapTracker()
-    tw.reset_window(100 * SEC)
-    tw.on_value(90 * SEC, 10.0)
-    assert tw.average(99 * SEC) is None
-    assert tw.average(105 * SEC) == 10.0                      # carried in, nothing inside yet
+    tw.reset_window(100 * SEC, 160 * SEC)                     # the span (100, 160]
+    tw.on_value(90 * SEC, 10.0)                               # before the span
+    tw.on_value(100 * SEC, 11.0)                              # at T − L: outside (T − L, T]
+    assert tw.average(99 * SEC) is None and tw.average(105 * SEC) is None
     tw.on_value(110 * SEC, 20.0)
     tw.on_value(115 * SEC, 30.0)
-    # [100,110): 10, [110,115): 20, [115,120): 30 → (100 + 100 + 150) / 20
-    assert abs(tw.average(120 * SEC) - 17.5) < 1e-12
-    fresh = TwapTracker()
-    fresh.reset_window(100 * SEC)
-    fresh.on_value(104 * SEC, 10.0)                           # nothing before the start
-    fresh.on_value(106 * SEC, 40.0)
-    assert fresh.from_ns == 104 * SEC
-    assert abs(fresh.average(108 * SEC) - 25.0) < 1e-12
+    assert tw.average(112 * SEC) == 20.0
+    # (20 + 30) / 2; the step function's time average over [100, 120] read (100+100+150)/20 = 17.5
+    assert tw.average(120 * SEC) == 25.0
+    tw.on_value(115 * SEC, 99.0)                              # a repeat: the first one stands
+    tw.on_value(160 * SEC, 40.0)                              # at T: inside
+    tw.on_value(161 * SEC, 1e6)                               # after T: outside
+    assert tw.average(300 * SEC) == 30.0                      # (20 + 30 + 40) / 3, clipped at T
+    seeded = TwapTracker()
+    seeded.reset_window(100 * SEC, 160 * SEC, [(90 * SEC, 10.0), (110 * SEC, 20.0), (115 * SEC, 30.0)])
+    assert seeded.obs == [(110 * SEC, 20.0), (115 * SEC, 30.0)] and seeded.average(120 * SEC) == 25.0
+    off = TwapTracker()
+    off.on_value(110 * SEC, 20.0)
+    assert off.average(120 * SEC) is None and off.obs == []   # no TWAP window
+
+
+def test_twap_running_average_at_the_end_is_the_settlement():
+    from actors.decide import settlement
+    obs = [(t * SEC, 100.0 + (t * 7919 % 13) / 8.0) for t in range(30, 101)]
+    tw = TwapTracker()
+    tw.reset_window(40 * SEC, 100 * SEC, obs)
+    assert tw.average(100 * SEC) == settlement.settlement_price(obs, 100 * SEC, True, 60)[0]
+    assert tw.average(100 * SEC) == sum(p for t, p in obs if 40 * SEC < t) / 60
+    assert tw.average(70 * SEC) == sum(p for t, p in obs if 40 * SEC < t <= 70 * SEC) / 30
 
 
 # --- FairValue -------------------------------------------------------------------------------
@@ -301,23 +318,77 @@ def test_fair_value_point():
 def test_fair_value_twap():
     book = {t * SEC: 100.0 for t in range(1800, 1900)}
     fv = FairValue(10.0, binance_at=book.get)
-    w = window(True, 60)                                      # averaging over [1840, 1900]
+    w = window(True, 60)                                      # averaging over (1840, 1900]
     args = dict(binance_price_fast=101.0, binance_price_smooth=100.5, sigma_fast=1e-4,
                 sigma_blend=2e-4)
     r = fv.snapshot(1830 * SEC, w, 100.0, (1830 * SEC, 100.0), **args)
     assert r["twap"] and r["twap_avg"] is None and r["tau_s"] == 70.0
     assert abs(r["tau_eff_s"] - 30.0) < 1e-12
     assert abs(r["fast"] - twap_prob_up(101.0, 100.0, 1e-4, 70.0, 60.0)) < 1e-12
+    # inside the span before its first observation: no A, the averaged part taken at S (shift 0)
+    r = fv.snapshot(1845 * SEC, w, 100.0, None, **args)
+    assert r["twap_avg"] is None and r["reason"] is None
+    sf = r["s"]["fast"]
+    assert r["fast"] == twap_prob_up(sf, 100.0, 1e-4, 55.0, 60.0, running_avg=sf)
     fv.snapshot(1850 * SEC, w, 100.0, (1850 * SEC, 102.0), **args)
     r = fv.snapshot(1860 * SEC, w, 100.0, None, **args)
-    # [1840,1850): 100, [1850,1860): 102 → 101; S = 102·B_now/100·exp(−(x_c − b))
-    assert abs(r["twap_avg"] - 101.0) < 1e-12
+    # (1840, 1860] holds one observation, 102 at 1850: A = 102 (the settlement's mean; the old
+    # time average of the step function, 100 over [1840,1850) and 102 after, read 101)
+    assert r["twap_avg"] == 102.0
     assert r["tau_s"] == 40.0 and abs(r["tau_eff_s"] - 40.0 ** 3 / (3 * 3600)) < 1e-12
     b = fv.settle.basis
-    sf = 101.0 * math.exp(b)
+    sf = 101.0 * math.exp(b)                                  # S = 102·B_now/100·exp(−(x_c − b))
     assert abs(r["s"]["fast"] - sf) < 1e-10
-    assert abs(r["fast"] - twap_prob_up(sf, 100.0, 1e-4, 40.0, 60.0, running_avg=101.0)) < 1e-12
+    assert r["fast"] == twap_prob_up(r["s"]["fast"], 100.0, 1e-4, 40.0, 60.0, running_avg=102.0)
+    # a compute that (re)starts inside the span: the observations already seen seed it
+    late = FairValue(10.0, binance_at=book.get)
+    for ts, px in ((1830 * SEC, 100.0), (1850 * SEC, 102.0)):
+        late.on_chainlink(ts, px)
+    assert late.snapshot(1860 * SEC, w, 100.0, None, **args)["twap_avg"] == 102.0
     # a new window resets the running average
     w2 = SimpleNamespace(start_s=1900, end_s=2800, twap_enabled=True, twap_lookback_sec=60)
     r = fv.snapshot(1950 * SEC, w2, 100.0, None, **args)
     assert r["twap_avg"] is None and r["tau_s"] == 850.0
+
+
+# --- the settlement source by the window's rule --------------------------------------------------
+
+def ruled(rule, start_s=1000, end_s=1900):
+    return SimpleNamespace(start_s=start_s, end_s=end_s, twap_enabled=False, twap_lookback_sec=0, rule=rule)
+
+
+def test_a_binance_candle_window_prices_on_the_candle_market_not_chainlink():
+    from actors.decide.settlement import Rule
+    fv = FairValue(10.0, binance_at=lambda t: 60_100.0)
+    fv.on_chainlink(1400 * SEC, 60_050.0)                     # Chainlink is not its source
+    w = ruled(Rule("binance", "BTCUSDT", "candle", candle_tf="1h"))
+    r = fv.snapshot(1500 * SEC, w, 60_000.0, None, 60_200.0, 60_150.0, 1e-4, 2e-4,
+                    source_price={"fast": 60_030.0, "smooth": 60_020.0})
+    assert r["source"] == "binance" and r["twap"] is False and r["tau_s"] == 400.0
+    assert r["s"] == {"fast": 60_030.0, "smooth": 60_020.0}
+    assert r["fast"] == prob_up(60_030.0, 60_000.0, 1e-4, 400.0)
+    assert r["smooth"] == prob_up(60_020.0, 60_000.0, 2e-4, 400.0)
+    r = fv.snapshot(1500 * SEC, w, 60_000.0, None, 60_200.0, 60_150.0, 1e-4, 2e-4,
+                    source_price={"fast": None, "smooth": None})
+    assert r["fast"] is None and r["reason"] == ("fast: no settlement-source price; "
+                                                 "smooth: no settlement-source price")
+    # daily: the settlement is the close of the 1m candle opening at the end, 60 s later
+    d = ruled(Rule("binance", "BTCUSDT", "candle_close", candle_tf="1m"))
+    r = fv.snapshot(1500 * SEC, d, 60_000.0, None, sigma_fast=1e-4, sigma_blend=1e-4,
+                    source_price={"fast": 60_030.0, "smooth": 60_030.0})
+    assert r["tau_s"] == 460.0 and r["fast"] == prob_up(60_030.0, 60_000.0, 1e-4, 460.0)
+
+
+def test_a_chainlink_rule_decides_twap_over_the_documents_flags():
+    from actors.decide.settlement import Rule
+    fv = FairValue(10.0, binance_at=lambda t: 100.0)
+    for t in range(1800, 1911):
+        fv.on_chainlink(t * SEC, 100.0 + (t >= 1850))
+    w = ruled(Rule("chainlink", "btc/usd", "twap", twap_lookback_sec=60))
+    r = fv.snapshot(1830 * SEC, w, 100.0, None, 100.0, 100.0, 1e-4, 1e-4)
+    assert r["twap"] is True and r["twap_lookback_sec"] == 60.0 and r["source"] == "chainlink"
+    # the TWAP tracker averages the span (1840, 1900] so far: 1841..1849 at 100, 1850..1899 at 101
+    assert fv.snapshot(1900 * SEC - 1, w, 100.5, None, 100.0, 100.0, 1e-4, 1e-4)["twap_avg"] == \
+        pytest.approx((9 * 100.0 + 50 * 101.0) / 59, rel=1e-12)
+    point = ruled(Rule("chainlink", "btc/usd", "point"))
+    assert fv.snapshot(1830 * SEC, point, 100.0, None, 100.0, 100.0, 1e-4, 1e-4)["twap"] is False

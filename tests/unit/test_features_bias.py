@@ -158,5 +158,5 @@ def test_weights_and_timeframes_parse():
 def test_bias_from_settings():
     from config.settings import Settings
     b = Bias.from_settings(Settings())
-    assert set(b.weights) == {"1m", "5m", "15m", "1h", "4h"} and (b.n, b.k) == (20, 1.0)
+    assert set(b.weights) == {"1m", "5m", "15m", "1h"} and (b.n, b.k) == (20, 1.0)   # = CONTEXT_TFS
     assert b.snapshot()["reason"].startswith("not ready: 1m (no closed kline yet)")

@@ -5,7 +5,6 @@ engine is fed the same records in uneven chunks, as compute would read them from
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

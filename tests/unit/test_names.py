@@ -20,7 +20,7 @@ def test_supervisord_runs_exactly_the_supervised_actors():
     programs = {s.split(":", 1)[1]: conf[s]["command"] for s in conf.sections() if s.startswith("program:")}
     assert set(programs) == {a.name for a in names.ACTORS if a.supervised}
     for name, command in programs.items():
-        assert command.endswith(f"run.py {name}"), (name, command)
+        assert command.endswith(f"-m actors {name}"), (name, command)
 
 
 def test_every_actor_module_has_a_main():
@@ -40,17 +40,25 @@ def test_ring_and_topic_names_are_the_design_names():
     assert names.FUTURES_RINGS["trade"].name("tdc", "BTCUSDT") == "tdc.BTCUSDT.futures.trade"
     assert names.FUTURES_RINGS["quote"].topic("BTCUSDT") == "tick.futures.quote.BTCUSDT"
     assert names.SPOT_RINGS["depth"].topic("ETHUSDT") == "tick.spot.depth.ETHUSDT"
-    assert names.POLY_BOOK_RING.name("tdc", "BTCUSDT") == "tdc.BTCUPDOWN.poly.book"
-    assert [names.POLY_BOOK_RING.token_topic(t) for t in (0, 1)] == ["tick.poly.book.UP", "tick.poly.book.DOWN"]
-    assert names.POLY_TRADE_RING.token_topic(1) == "tick.poly.trade.DOWN"
+    assert names.poly_book_ring("15m").name("tdc", "BTCUSDT") == "tdc.BTCUPDOWN.poly.book_15m"
+    assert names.poly_book_ring("1h").name("tdc", "ETHUSDT") == "tdc.ETHUPDOWN.poly.book_1h"
+    assert [names.poly_book_ring("5m").token_topic(t) for t in (0, 1)] == [
+        "tick.poly.book.5m.UP", "tick.poly.book.5m.DOWN"]
+    assert names.poly_trade_ring("4h").token_topic(1) == "tick.poly.trade.4h.DOWN"
+    assert names.poly_market_topic("1d") == "tick.poly.market.1d"
     assert names.CHAINLINK_RING.name("tdc", "BTCUSDT") == "tdc.BTCUSD.chainlink.price"
     assert names.CHAINLINK_RING.topic("BTCUSDT") == "tick.chainlink.price.BTCUSD"
+    assert names.CHAINLINK_RING.topic("SOLUSDT") == "tick.chainlink.price.SOLUSD"
+    assert names.SPOT_RINGS["kline"].name("tdc", "BTCUSDT") == "tdc.BTCUSDT.spot.kline"
+    assert names.accumulate_block("15m") == "accumulate_15m"
+    with pytest.raises(ValueError, match="unknown up/down series"):
+        names.poly_book_ring("2h")
     assert names.context_kline_ring("5m").name("p", "BTCUSDT") == "p.BTCUSDT.context.kline_5m"
     assert names.frame_ring_name("p", "BTCUSD", "chainlink") == "p.BTCUSD.chainlink.frames"
     assert names.venue_symbol(names.CHAINLINK, "BTCUSDT") == "BTCUSD"
     assert names.venue_symbol(names.FUTURES, "ETHUSDT") == "ETHUSDT"
-    assert (names.bar_topic("5s", "spot", "BTCUSDT"), names.features_topic("X"), names.edge_topic("X"),
-            names.context_topic("X")) == ("bar.5s.spot.BTCUSDT", "features.X", "edge.X", "context.X")
+    assert (names.bar_topic("5s", "spot", "BTCUSDT"), names.features_topic("X"), names.edge_topic("X", "15m"),
+            names.context_topic("X")) == ("bar.5s.spot.BTCUSDT", "features.X", "edge.X.15m", "context.X")
     with pytest.raises(ValueError, match="no ring declared"):
         names.venue_ring(names.SPOT, "mark")
 
@@ -72,9 +80,22 @@ def test_segment_and_topic_parsers_invert_the_builders(tmp_path):
     assert names.parse_bar_topic(names.bar_topic("15s", names.SPOT, "BTCUSDT")) == ("15s", "spot", "BTCUSDT")
     assert names.parse_bar_topic(names.features_topic("BTCUSDT")) is None
     assert names.parse_bar_topic("bar.5s.spot") is None
-    assert [names.poly_book_token(names.POLY_BOOK_RING.token_topic(i)) for i in (0, 1)] == list(names.POLY_TOKENS)
-    with pytest.raises(ValueError, match="not a Polymarket book topic"):
-        names.poly_book_token(names.POLY_TRADE_RING.token_topic(0))
+    assert [names.parse_poly_topic(names.poly_book_ring("1h").token_topic(i)) for i in (0, 1)] == [
+        ("book", "1h", "UP"), ("book", "1h", "DOWN")]
+    assert names.parse_poly_topic(names.poly_market_topic("15m")) is None
+    assert names.parse_poly_topic("tick.poly.book.2h.UP") is None
+    assert names.parse_edge_topic(names.edge_topic("BTCUSDT", "4h")) == ("BTCUSDT", "4h")
+    assert names.parse_edge_topic(names.features_topic("BTCUSDT")) is None
+
+
+def test_assets_name_the_updown_instruments():
+    """SYMBOL's asset names the slugs, the Chainlink stream and the Polymarket/Chainlink rings; a
+    symbol without an up/down market has no asset."""
+    assert [names.asset_of(s) for s in ("BTCUSDT", "ethusdt", "SOLUSDT", "XRPUSDT", "BNBUSDT")] == [
+        "btc", "eth", "sol", "xrp", None]
+    assert (names.poly_symbol("ETHUSDT"), names.settlement_symbol("XRPUSDT"),
+            names.chainlink_stream("SOLUSDT")) == ("ETHUPDOWN", "XRPUSD", "sol/usd")
+    assert names.venue_symbol(names.POLY, "SOLUSDT") == "SOLUPDOWN"
 
 
 def test_one_timeframe_table():

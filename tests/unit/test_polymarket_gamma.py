@@ -1,4 +1,5 @@
-"""actors.venues.polymarket.gamma: window discovery on the two real Gamma captures, slugs, fees."""
+"""actors.venues.polymarket.gamma: window discovery on the two real Gamma captures, fees (slugs and
+windows: test_polymarket_series.py)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,9 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from actors.venues.polymarket.gamma import (SERIES, FeeSchedule, GammaError, MarketNotFound, WindowInfo, markets_path, parse_market, slug, slug_candidates, window_start)
-from ipc import names
+from actors.venues.polymarket import series
+from actors.venues.polymarket.gamma import (FeeSchedule, GammaError, MarketNotFound, WindowInfo, markets_path,
+                                            markets_by_condition_path, parse_market)
 from tests.support.fixtures import POLYMARKET, need
 
 MAR = "gamma_market_btc_updown_5m_2026-03.json"
@@ -67,8 +69,38 @@ def test_window_start_is_event_start_time_not_start_date(name, start, listed):
     assert m["startDate"] == listed                        # the listing, about a day earlier
     w = parse_market(m, True)
     assert w.start_s == start == int(m["slug"].rsplit("-", 1)[1])
-    assert slug("5m", window_start(start + 299.999, 300)) == m["slug"]
-    assert window_start(start - 1, 300) == start - 300
+    assert series.slug("btc", "5m", series.window_start("5m", start + 299.999)) == m["slug"]
+    assert series.window_start("5m", start - 1) == start - 300
+
+
+def test_series_and_asset_are_the_callers():
+    w = parse_market(body(AUG), True, "btc-updown-5m-1787414400", series="5m", asset="btc")
+    assert (w.series, w.asset) == ("5m", "btc")
+    assert w._replace(series="", asset="") == parse_market(body(AUG), True)
+    assert (parse_market(body(AUG), True).series, parse_market(body(AUG), True).asset) == ("", "")
+    with pytest.raises(ValueError, match="unknown up/down series"):
+        parse_market(body(AUG), True, series="2h")
+
+
+def test_numbered_4h_slug_must_name_event_start_time():
+    # a 4h window on the ET grid: 2026-08-22 16:00Z = 12PM EDT, the 4h slug's number is its start
+    m = dict(obj(AUG), slug="btc-updown-4h-1787414400", endDate="2026-08-22T20:00:00Z")
+    w = parse_market(m, True, "btc-updown-4h-1787414400", series="4h", asset="btc")
+    assert (w.start_s, w.end_s, w.window_sec) == (1787414400, 1787414400 + 4 * 3600, 14400)
+    assert w.slug == series.slug("btc", "4h", series.window_start("4h", 1787414400 + 3600))
+    with pytest.raises(GammaError, match="slug names start"):
+        parse_market(dict(m, slug="btc-updown-4h-1787400000"), True)
+
+
+def test_hourly_and_daily_slugs_carry_no_start_number():
+    # ET-dated slugs end with "et" or a year: never mistaken for a window start
+    for s_ in ("bitcoin-up-or-down-august-22-2026-12pm-et", "bitcoin-up-or-down-on-august-23-2026"):
+        assert parse_market(dict(obj(AUG), slug=s_), True, s_).slug == s_
+
+
+def test_markets_path():
+    assert markets_path("btc-updown-15m-1773306900") == "/markets?slug=btc-updown-15m-1773306900"
+    assert markets_by_condition_path("0x2eea") == "/markets?condition_ids=0x2eea"
 
 
 def test_answer_list_picks_the_slug():
@@ -83,6 +115,13 @@ def test_answer_list_picks_the_slug():
         parse_market(b"[]", True, "btc-updown-5m-1787414400")
     with pytest.raises(GammaError, match="2 markets"):
         parse_market(ans, True)
+    # by condition id (a window already known; its slug may be shared by another window)
+    hourly = "bitcoin-up-or-down-august-22-2026-12pm-et"
+    twin = orjson.dumps([dict(a, slug=hourly), dict(b, slug=hourly)])
+    assert parse_market(twin, True, want_condition=a["conditionId"]).start_s == 1773307200
+    assert parse_market(twin, True, want_condition=b["conditionId"]).start_s == 1787414400
+    with pytest.raises(MarketNotFound, match="no market with condition id '0x1'"):
+        parse_market(twin, True, want_condition="0x1")
     assert issubclass(MarketNotFound, GammaError) and issubclass(GammaError, ValueError)
 
 
@@ -163,49 +202,3 @@ def test_fuzz_only_gamma_error(d):
         parse_market(json.dumps(base).encode(), True)
     except GammaError:
         pass
-
-
-# ---------------------------------------------------------------------------------------------
-# windows and slugs
-# ---------------------------------------------------------------------------------------------
-
-def test_series_table():
-    assert SERIES["5m"] == ("btc-updown-5m", 300)
-    assert SERIES["15m"] == ("btc-updown-15m", 900)
-    assert SERIES["1h"] == ("bitcoin-up-or-down", 3600)
-
-
-def test_series_are_the_declared_polymarket_series():
-    """gamma's slug table covers exactly ipc.names.POLY_SERIES, in its order, with its window lengths."""
-    assert tuple(SERIES) == names.POLY_SERIES == ("5m", "15m", "1h")
-    assert {tf: sec for tf, (_, sec) in SERIES.items()} == {tf: names.tf_sec(tf) for tf in names.POLY_SERIES}
-
-
-def test_window_start_floors():
-    assert window_start(1773307200, 900) == 1773306900
-    assert window_start(1773306900, 900) == 1773306900        # a boundary opens its own window
-    assert window_start(1773307799.999, 900) == 1773306900
-    assert window_start(1773307800, 900) == 1773307800
-    assert window_start(125, 60) == 120                        # sim/test-shortened windows
-    with pytest.raises(ValueError):
-        window_start(1, 0)
-
-
-def test_slugs():
-    assert slug("15m", 1773306900) == "btc-updown-15m-1773306900"
-    assert slug("5m", 1773307200) == "btc-updown-5m-1773307200"
-    assert markets_path("btc-updown-15m-1773306900") == "/markets?slug=btc-updown-15m-1773306900"
-    with pytest.raises(ValueError):
-        slug("2h", 0)
-
-
-@pytest.mark.parametrize("start,expected", [
-    (1781870400, "bitcoin-up-or-down-june-19-2026-8am-et"),       # 12:00 UTC, EDT
-    (1768489200, "bitcoin-up-or-down-january-15-2026-10am-et"),   # 15:00 UTC, EST
-    (1773288000, "bitcoin-up-or-down-march-12-2026-12am-et"),     # 04:00 UTC = midnight EDT
-    (1773331200, "bitcoin-up-or-down-march-12-2026-12pm-et"),     # 16:00 UTC = noon EDT
-])
-def test_hourly_slug_is_et_dated_unverified(start, expected):
-    assert slug("1h", start) == expected
-    assert slug_candidates("1h", start) == [expected, expected.replace("-2026-", "-")]
-    assert slug_candidates("15m", 900) == ["btc-updown-15m-900"]

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from actors.venues.polymarket import clob as pm
-from actors.venues.polymarket.clob import (Book, Change, FrameError, LastTrade, PriceChange, TickSizeChange, BestBidAsk, NewMarket, MarketResolved, Pong, Ping, Unknown, parse_frame, parse_rest_book, subscribe_msg, trade_record)
+from actors.venues.polymarket.clob import (Book, Change, FrameError, LastTrade, PriceChange, TickSizeChange, BestBidAsk, NewMarket, MarketResolved, Pong, Ping, Unknown, parse_frame, parse_rest_book, subscribe_msg, trade_record,
+                                           update_msg)
 from ipc.schema import POLY_TRADE
 from tests.support.fixtures import POLYMARKET, need
 
@@ -260,6 +261,73 @@ def test_unverified_market_resolved_2025():
         timestamp_ms=1766790415550, ts_recv_ns=RECV)
 
 
+CID = "0x311d0c4b6671ab54af4970c06fcf58662516f5168997bdda209ec3db5aa6b0c1"
+
+
+def test_new_market_fields_a_session_needs():
+    m = one("ws_new_market_2025.json")
+    assert (m.kind, m.condition_id, m.asset_ids, m.outcomes, m.slug, m.timestamp_ms) == (
+        "new_market", CID, [A_YES, A_NO], ["Yes", "No"], "nvda-above-240-on-january-30-2026", 1766790415550)
+    d = orjson.loads(raw("ws_new_market_2025.json"))
+    # only one of each pair sent: the same message
+    only_cid = {k: v for k, v in d.items() if k != "market"}
+    only_clob = {k: v for k, v in d.items() if k != "assets_ids"}
+    assert parse_frame(orjson.dumps(only_cid), RECV) == [m]
+    assert parse_frame(orjson.dumps(only_clob), RECV) == [m]
+    no_outcomes = {k: v for k, v in d.items() if k != "outcomes"}
+    assert parse_frame(orjson.dumps(no_outcomes), RECV) == [m._replace(outcomes=[])]
+
+
+def test_market_resolved_fields_a_session_needs():
+    m = one("unverified/ws_market_resolved_2025.json")
+    assert (m.kind, m.condition_id, m.winning_asset_id, m.winning_outcome, m.timestamp_ms) == (
+        "market_resolved", CID, A_YES, "Yes", 1766790415550)
+    d = orjson.loads(raw("unverified/ws_market_resolved_2025.json"))
+    bare = {k: v for k, v in d.items() if k not in ("assets_ids", "winning_outcome", "id")}
+    assert parse_frame(orjson.dumps(bare), RECV) == [m._replace(asset_ids=[], winning_outcome="", id="")]
+    by_cid = dict({k: v for k, v in d.items() if k != "market"}, condition_id=CID)
+    assert parse_frame(orjson.dumps(by_cid), RECV) == [m]
+
+
+def _variants(name: str, **changes) -> bytes:
+    d = orjson.loads(raw(name))
+    for k, v in changes.items():
+        if v is None:
+            d.pop(k, None)
+        else:
+            d[k] = v
+    return orjson.dumps(d)
+
+
+NM, MR = "ws_new_market_2025.json", "unverified/ws_market_resolved_2025.json"
+
+
+@pytest.mark.parametrize("name,changes,why", [
+    (NM, {"market": None, "condition_id": None}, "missing field 'market'"),
+    (NM, {"condition_id": "0xother"}, "!= condition_id"),
+    (NM, {"market": "", "condition_id": None}, "non-empty id"),
+    (NM, {"assets_ids": None, "clob_token_ids": None}, "missing field 'assets_ids'"),
+    (NM, {"assets_ids": [], "clob_token_ids": None}, "without token ids"),
+    (NM, {"clob_token_ids": [A_NO, A_YES]}, "disagree"),
+    (NM, {"assets_ids": [A_YES, 7], "clob_token_ids": None}, "list of strings"),
+    (NM, {"assets_ids": [A_YES, ""], "clob_token_ids": None}, "non-empty id"),
+    (NM, {"outcomes": ["Yes"]}, "1 outcomes for 2 token ids"),
+    (NM, {"outcomes": "Yes,No"}, "list of strings"),
+    (NM, {"timestamp": None}, "missing field 'timestamp'"),
+    (NM, {"timestamp": "soon"}, "ms timestamp"),
+    (MR, {"winning_asset_id": None}, "missing field 'winning_asset_id'"),
+    (MR, {"winning_asset_id": "123"}, "not one of assets_ids"),
+    (MR, {"winning_asset_id": ""}, "non-empty id"),
+    (MR, {"market": None}, "missing field 'market'"),
+    (MR, {"condition_id": "0xother"}, "!= condition_id"),
+    (MR, {"winning_outcome": 1}, "expected a string"),
+    (MR, {"timestamp": -1}, "ms timestamp"),
+])
+def test_malformed_lifecycle_messages(name, changes, why):
+    with pytest.raises(FrameError, match=why):
+        parse_frame(_variants(name, **changes), RECV)
+
+
 # ---------------------------------------------------------------------------------------------
 # REST /book
 # ---------------------------------------------------------------------------------------------
@@ -415,6 +483,20 @@ def test_subscribe_msg_exact_bytes():
     assert pm.PING == b"PING"
     with pytest.raises(ValueError):
         subscribe_msg([])
+
+
+def test_update_msg_is_the_documented_live_operation():
+    # docs.polymarket.com "Subscribe to more assets": assets_ids, operation, custom_feature_enabled
+    assert update_msg([A_YES, A_NO], "subscribe") == (
+        b'{"assets_ids":["' + A_YES.encode() + b'","' + A_NO.encode() + b'"],'
+        b'"operation":"subscribe","custom_feature_enabled":true}')
+    assert update_msg(("9",), "unsubscribe") == (
+        b'{"assets_ids":["9"],"operation":"unsubscribe","custom_feature_enabled":true}')
+    assert pm.OPERATIONS == ("subscribe", "unsubscribe")
+    for ids, op in (([], "subscribe"), (["1"], "SUBSCRIBE"), (["1"], "add"), ([""], "subscribe"),
+                    ([1], "unsubscribe"), ("12", "subscribe")):
+        with pytest.raises(ValueError):
+            update_msg(ids, op)
 
 
 # ---------------------------------------------------------------------------------------------

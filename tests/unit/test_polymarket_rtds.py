@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from actors.venues.polymarket.rtds import PING, Decoded, FrameError, parse_frame, subscribe_msg
+from ipc import names
 from ipc.schema import CHAINLINK, FLAG_SNAPSHOT
 from tests.support.fixtures import POLYMARKET, need
 
@@ -114,6 +115,32 @@ def test_other_symbols_topics_and_control():
     for c in (b"PONG", b"PING", b"", b"  \n", "PONG", ""):
         assert parse_frame(c, RECV) == Decoded("control", "", ())
     assert parse_frame(lines()[0].decode(), RECV) == parse_frame(lines()[0], RECV)
+
+
+@pytest.mark.parametrize("symbol,stream", [("BTCUSDT", "btc/usd"), ("ETHUSDT", "eth/usd"),
+                                           ("SOLUSDT", "sol/usd"), ("XRPUSDT", "xrp/usd")])
+def test_subscribe_msg_per_asset(symbol, stream):
+    assert names.chainlink_stream(symbol) == stream
+    assert subscribe_msg(stream) == (
+        b'{"action":"subscribe","subscriptions":[{"topic":"crypto_prices_chainlink","type":"*",'
+        b'"filters":"{\\"symbol\\":\\"' + stream.encode() + b'\\"}"}]}')
+    with pytest.raises(ValueError):
+        subscribe_msg("")
+
+
+def test_the_configured_stream_only():
+    upd = orjson.loads(lines()[0])
+    obs, sent, px = CHAINLINK_LINES[0]
+    eth = dict(upd, payload=dict(upd["payload"], symbol="eth/usd"))
+    rec = (obs * MS, RECV, 0, sent * MS, px)
+    assert parse_frame(orjson.dumps(eth), RECV, symbol="eth/usd") == Decoded("price", "eth/usd", (rec,))
+    assert parse_frame(orjson.dumps(eth), RECV, symbol="ETH/USD") == Decoded("price", "eth/usd", (rec,))
+    assert parse_frame(lines()[0], RECV, symbol="eth/usd") == Decoded("other", "btc/usd", ())
+    snap = {"topic": "crypto_prices_chainlink", "type": "subscribe", "timestamp": 1782943987064,
+            "payload": {"symbol": "Sol/USD", "data": [{"timestamp": 1782943986000, "value": 150.25}]}}
+    assert parse_frame(orjson.dumps(snap), RECV, symbol="sol/usd") == Decoded(
+        "snapshot", "Sol/USD", ((1782943986000 * MS, RECV, FLAG_SNAPSHOT, 1782943987064 * MS, 150.25),))
+    assert parse_frame(orjson.dumps(snap), RECV).kind == "other"          # default stream: btc/usd
 
 
 U = b'{"topic":"crypto_prices_chainlink","type":"update","timestamp":1,"payload":{"symbol":"btc/usd",%s}}'

@@ -18,9 +18,9 @@ NS = 1_000_000_000
 
 
 def window(start_s: int, up: str, down: str) -> WindowInfo:
-    return WindowInfo(f"btc-updown-5m-{start_s}", "m", "0xc", "q", up, down, start_s, start_s + W,
+    return WindowInfo(f"btc-updown-5m-{start_s}", "m", f"0xc{start_s}", "q", up, down, start_s, start_s + W,
                       FeeSchedule(0.25, 2.0, True, 0.0, "feeSchedule"), 0.01, 5.0, "chainlink", False, 0,
-                      None, None, True, False, True, False)
+                      None, None, True, False, True, False, "5m", "btc")
 
 
 def frame(*events) -> list:
@@ -42,15 +42,15 @@ def change(asset, ts_ms, side, price, size, best_bid=None, best_ask=None):
 @pytest.fixture
 def s():
     out: list = []
-    sess = Session(W, 3, 2.0, lambda stream, rec, age: out.append((stream, rec, age)))
+    sess = Session("btc", {"5m": W}, 3, 2.0, lambda stream, rec, age: out.append((stream, rec, age)))
     sess.out = out
-    sess.add_window(window(T0, "up0", "dn0"))
-    sess.add_window(window(T0 + W, "up1", "dn1"))
+    sess.add_window(window(T0, "up0", "dn0"), T0 * NS)
+    sess.add_window(window(T0 + W, "up1", "dn1"), T0 * NS)
     return sess
 
 
 def books(out):
-    return [dict(zip(POLY_BOOK.names, r)) for st, r, _ in out if st == "book"]
+    return [dict(zip(POLY_BOOK.names, r)) for st, r, _ in out if st == "book_5m"]
 
 
 def test_dispatch_table_covers_every_message_kind(s):
@@ -65,8 +65,9 @@ def test_only_the_current_window_is_written_and_a_roll_writes_the_warm_books(s):
     now = (T0 + 10) * NS
     s.on_msgs(frame(book("up0", 1000, [("0.40", "10")], [("0.42", "5")])), now)
     assert s.out == [], "no window is current yet"
-    assert s.roll(T0 + 10).start_s == T0 and s.roll(T0 + 11) is None      # once per window
-    s.write_current(now)
+    assert s.roll(T0 + 10) == ["5m"] and s.roll(T0 + 11) == []      # once per window
+    assert s.series["5m"].current.start_s == T0
+    s.write_current("5m", now)
     (b,) = books(s.out)
     assert (b["token"], b["window_start_ns"], b["flags"], b["best_bid"], b["best_ask"], b["n_bids"]) == \
         (0, T0 * NS, FLAG_SNAPSHOT, 0.40, 0.42, 1)
@@ -74,9 +75,9 @@ def test_only_the_current_window_is_written_and_a_roll_writes_the_warm_books(s):
     # the next window's book is kept warm, not written
     s.on_msgs(frame(book("dn1", 2000, [("0.55", "1")], [("0.57", "2")])), now + 1)
     assert s.out == [] and s.books["dn1"].has_snapshot
-    assert s.roll(T0 + W).start_s == T0 + W
-    assert "up0" not in s.books and T0 not in s.windows        # the finished window is gone
-    s.write_current(now + 2)
+    assert s.roll(T0 + W) == ["5m"] and s.series["5m"].current.start_s == T0 + W
+    assert "up0" not in s.books and T0 not in s.series["5m"].windows    # the finished window is gone
+    s.write_current("5m", now + 2)
     (b,) = books(s.out)
     assert (b["token"], b["window_start_ns"], b["best_bid"]) == (1, (T0 + W) * NS, 0.55)
 
@@ -99,7 +100,7 @@ def test_deltas_trades_tick_change_and_reconnect(s):
     s.on_msgs(frame(trade), now + 3)
     ((st, rec, _),) = s.out
     t = dict(zip(POLY_TRADE.names, rec))
-    assert st == "trade" and (t["token"], t["side"], t["price"], t["size"]) == (0, -1, 0.41, 2.0)
+    assert st == "trade_5m" and (t["token"], t["side"], t["price"], t["size"]) == (0, -1, 0.41, 2.0)
     s.out.clear()
     tick = {"event_type": "tick_size_change", "asset_id": "up0", "market": "0xc", "old_tick_size": "0.01",
             "new_tick_size": "0.001", "timestamp": "1004"}
@@ -119,14 +120,15 @@ def test_deltas_trades_tick_change_and_reconnect(s):
 
 def test_subscriptions_and_late_snapshots(s):
     now = (T0 + 1) * NS
-    assert s.subscriptions(True, T0 + 1, now) == ["up0", "dn0", "up1", "dn1"]
-    assert s.subscriptions(False, T0 + 1, now) == []
-    s.add_window(window(T0 + 2 * W, "up2", "dn2"))
-    assert s.subscriptions(False, T0 + W + 1, now) == ["up2", "dn2"]
-    s.on_msgs(frame(book("up0", 1, [], []), book("dn0", 1, [], [])), now)
+    assert s.subscriptions(True, T0 + 1, now) == (["up0", "dn0", "up1", "dn1"], [])
+    assert s.subscriptions(False, T0 + 1, now) == ([], [])
+    s.add_window(window(T0 + 2 * W, "up2", "dn2"), now)
+    s.on_msgs(frame(book("up1", 1, [], []), book("dn1", 1, [], [])), now)
+    # the next boundary: the finished window's tokens go, the new next window's come
+    assert s.subscriptions(False, T0 + W + 1, now) == (["up2", "dn2"], ["up0", "dn0"])
     late = now + int(SNAPSHOT_WAIT_SEC * NS) + 1
-    assert sorted(s.late(late)) == ["dn1", "dn2", "up1", "up2"] and s.late(now + 1) == []
-    assert s.subscriptions(True, T0 + 1, late) == ["up0", "dn0", "up1", "dn1"]   # a new connection: all
+    assert sorted(s.late(late)) == ["dn2", "up2"] and s.late(now + 1) == []
+    assert s.subscriptions(True, T0 + 1, late) == (["up0", "dn0", "up1", "dn1"], [])   # a new connection: all
 
 
 def test_reconcile_replaces_a_differing_newer_book_but_keeps_it_stale(s):
@@ -142,5 +144,5 @@ def test_reconcile_replaces_a_differing_newer_book_but_keeps_it_stale(s):
     assert (s.c["reconcile_checks"], s.c["reconciled"]) == (3, 1)
     b = books(s.out)[-1]
     assert b["best_bid"] == 0.30 and b["flags"] == FLAG_SNAPSHOT and s.out[-1][2] is False
-    st = s.book_state(now + 3 * NS)["UP"]
+    st = s.book_state("5m", now + 3 * NS)["UP"]
     assert st["stale"] and st["age_s"] == 3.0 and st["best_bid"] == 0.30

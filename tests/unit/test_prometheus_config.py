@@ -1,8 +1,9 @@
-"""deploy/prometheus: the scrape config and the alert rules load, have Prometheus' structure, and
-every metric an alert uses is one that /metrics actually renders. With `promtool` on PATH the files
-are also checked by Prometheus' own tool, and the alerts unit-tested on synthetic series
+"""deploy/prometheus: the scrape configs (host and compose) and the alert rules load, have
+Prometheus' structure, every metric an alert uses is one that /metrics actually renders, and
+rate()/increase() are applied to counters (and histogram buckets) only. With `promtool` on PATH the
+files are also checked by Prometheus' own tool, and the alerts unit-tested on synthetic series
 (alerts_test.yml); promtool is not on PyPI (Debian: `apt-get install prometheus`), so without it
-that part is skipped."""
+that part is skipped. The shared helpers are in tests/support/promql.py."""
 from __future__ import annotations
 
 import re
@@ -13,19 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from falcon import testing
-from prometheus_client.parser import text_string_to_metric_families
 
-from actors.api import ShmView, create_app
-from actors.obs.histogram import DATA_AGE_BOUNDS_MS, Histogram
 from config.settings import load_settings
-from ipc import names
 from ipc.shm import unlink_prefix
-from ipc.state import Heartbeat, Registry, StateBlock
+from tests.support.promql import check_rates_on_counters, metric_names, rated, render_every_family, sample_types
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 EXPECTED_ALERTS = {"TdcApiDown", "TdcActorDown", "TdcQualityBad", "TdcDataAgeP99High", "TdcRingOverruns",
-                   "TdcParseErrors"}
+                   "TdcParseErrors", "TdcActorCrashLoop", "TdcRecordingDiskError", "TdcRecordingLosing",
+                   "TdcRestBanned"}
 DURATION = re.compile(r"^\d+[smhdwy]$")
 
 
@@ -40,7 +37,7 @@ def test_scrape_config_structure():
     assert job["metrics_path"] == "/metrics"
     assert DURATION.match(job["scrape_interval"]) and DURATION.match(job["scrape_timeout"])
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
-    assert targets == ["127.0.0.1:8080"]
+    assert targets == ["127.0.0.1:8000"]
 
 
 def test_alert_rules_structure():
@@ -57,42 +54,42 @@ def test_alert_rules_structure():
         assert r["annotations"]["summary"] and r["annotations"]["description"]
 
 
-@pytest.fixture
-def rendered_names():
-    """Every sample name /metrics renders when every family has data."""
+@pytest.fixture(scope="module")
+def rendered():
     prefix = "pc" + uuid.uuid4().hex[:8]
-    s = load_settings(shm_prefix=prefix)
     try:
-        reg = Registry(s.ipc.shm_dir, s.ipc.shm_prefix)
-        h = Histogram(DATA_AGE_BOUNDS_MS)
-        h.observe_ns(1)
-        Heartbeat(reg, "feed_futures").beat(
-            {"parse_errors": 1, "published": 1, "publish_dropped": 0},
-            feed={"connections": {"m": {"connected": True, "frames": 1, "bytes": 1, "reconnects": 0,
-                                        "rotations": 0, "stale_rotations": 0, "silent_streams": []}},
-                  "streams": {"trade": {"written": 1, "duplicates": 0, "id_gaps": 0, "ids_missing": 0,
-                                        "gap_markers": 0, "last_recv_ns": 1, "data_age": h.doc()}}})
-        Heartbeat(reg, "compute").beat({"tick_overruns": 0}, hist={"tick_duration": h.doc()},
-                                       rings={names.FUTURES_RINGS["trade"].key(): 0})
-        StateBlock(s.ipc.shm_dir, s.ipc.shm_prefix, names.QUALITY_BLOCK, writer=True).write({"mode": "OK", "reasons": []})
-        c = testing.TestClient(create_app(ShmView(s), s))
-        c.simulate_get("/health")
-        text = c.simulate_get("/metrics").text
-        return {smp.name for fam in text_string_to_metric_families(text) for smp in fam.samples}
+        return sample_types(render_every_family(prefix))
     finally:
-        unlink_prefix(s.ipc.shm_dir, prefix)
+        unlink_prefix(load_settings(shm_prefix=prefix).ipc.shm_dir, prefix)
 
 
-def test_every_metric_in_the_rules_is_rendered(rendered_names):
+@pytest.fixture
+def rendered_names(rendered):
+    return set(rendered)
+
+
+def test_metric_names_of_promql():
+    e = 'histogram_quantile(0.99, sum by (actor, le) (rate(tdc_x_bucket{a="b(c)", d!~"e"}[5m]))) > 1'
+    assert metric_names(e) == {"tdc_x_bucket"} and rated(e) == {"tdc_x_bucket"}
+    assert metric_names("time() - tdc_a_timestamp_seconds offset 5m") == {"tdc_a_timestamp_seconds"}
+    assert metric_names('max by (job, actor) (tdc_b) == 1 and on (actor) up{job="tdc"}') == {"tdc_b", "up"}
+
+
+def test_every_metric_in_the_rules_is_rendered(rendered_names, rendered):
     rules = _load("alerts.yml")["groups"][0]["rules"]
-    used = {m for r in rules for m in re.findall(r"\btdc_[a-z_]+", r["expr"])}
+    used = {m for r in rules for m in metric_names(r["expr"])} - {"up"}     # `up`: Prometheus' own
     assert used, "no tdc_ metric in the rules?"
     assert used <= rendered_names, used - rendered_names
+    for r in rules:
+        check_rates_on_counters(r["expr"], rendered)
+    # the ban of the REST API reaches Prometheus and an alert
+    assert any("tdc_actor_flag" in r["expr"] and "banned" in r["expr"] for r in rules)
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_accepts_them():
     for args in (["check", "config", str(DEPLOY / "prometheus.yml")],
+                 ["check", "config", str(DEPLOY / "prometheus-compose.yml")],
                  ["check", "rules", str(DEPLOY / "alerts.yml")],
                  ["test", "rules", str(DEPLOY / "alerts_test.yml")]):
         r = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60)

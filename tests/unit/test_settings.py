@@ -10,13 +10,7 @@ from config.settings import ENV_FIELDS, SettingsError, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    import os
-    for k in list(os.environ):
-        if k.lower() in ENV_FIELDS:
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)      # no stray .env
+pytestmark = pytest.mark.usefixtures("clean_settings_env")    # tests/unit/conftest.py
 
 
 def test_defaults_of_the_design():
@@ -29,7 +23,8 @@ def test_defaults_of_the_design():
     assert s.venues.polymarket_clob_url == "https://clob.polymarket.com"
     assert s.venues.polymarket_rtds_url == "wss://ws-live-data.polymarket.com"
     assert s.ipc.zmq_pub_url == "tcp://127.0.0.1:5556"
-    assert s.venues.polymarket_window == "15m" and s.venues.polymarket_window_sec == 900
+    assert s.venues.polymarket_window == "15m" and s.venues.polymarket_windows == ("15m",)
+    assert s.venues.polymarket_window_sec is None and s.venues.window_secs == {"15m": 900}
     assert s.general.api_token is None
 
 
@@ -39,8 +34,8 @@ def test_env_and_lists(monkeypatch):
     monkeypatch.setenv("symbol", "ethusdt")
     s = load_settings()
     assert s.context.context_tfs == ("1m", "1h")
-    assert s.venues.polymarket_window_sec == 300
-    assert s.general.symbol == "ETHUSDT"
+    assert s.venues.window_secs == {"5m": 300}
+    assert s.general.symbol == "ETHUSDT" and s.general.asset == "eth"
 
 
 def test_dotenv_file(tmp_path):
@@ -80,7 +75,11 @@ def test_a_copy_of_env_example_loads(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
     monkeypatch.chdir(tmp_path)
     s = load_settings()
-    assert s.general.api_token is None and s.venues.polymarket_window_sec == 900 and s.replay.replay_dir is None
+    assert s.general.api_token is None and s.venues.window_secs == {"15m": 900} and s.replay.replay_dir is None
+    # and every value .env.example shows is the default
+    defaults = load_settings(env_file=None)
+    for sec in ("general", "venues", "context", "features", "decisions", "record", "replay", "ipc", "sim"):
+        assert getattr(s, sec).model_dump() == getattr(defaults, sec).model_dump(), sec
 
 
 def test_sections_group_the_settings_and_names_carry_units():
@@ -89,7 +88,7 @@ def test_sections_group_the_settings_and_names_carry_units():
     assert (s.decisions.min_depth_usd, s.record.buffer_frames, s.sim.trade_rate_per_sec) == (75.0, 10, 5.0)
     # every variable belongs to exactly one section field, and every section field has one variable
     assert len(set(ENV_FIELDS.values())) == len(ENV_FIELDS)
-    assert sum(len(c.model_fields) for c in SECTIONS.values()) == len(ENV_FIELDS) == 119
+    assert sum(len(c.model_fields) for c in SECTIONS.values()) == len(ENV_FIELDS) == 126
 
 
 def test_an_unknown_override_and_a_replaced_copy():

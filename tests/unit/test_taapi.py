@@ -143,6 +143,46 @@ def test_block_and_error_messages():
     assert taapi.error_message(b"Bad Gateway") == "Bad Gateway"
 
 
+@pytest.mark.parametrize("headers,body,sec", [
+    ({"Retry-After": "inf"}, b"{}", 3600.0),
+    ({"Retry-After": "1e300"}, b"{}", 3600.0),
+    ({"Retry-After": "nan"}, b"{}", None),
+    ({"Retry-After": "-3"}, b"{}", 0.0),
+    ({"Retry-After": "nan"}, orjson.dumps({"error": {"blockTime": 7}}), 7.0),
+    ({}, orjson.dumps({"error": {"blockTime": 1e300}}), 3600.0),
+    ({}, orjson.dumps({"error": {"blockTime": -5}}), 0.0),
+    ({}, orjson.dumps({"error": {"blockTime": "99999999999999 minutes"}}), 3600.0),
+    ({}, orjson.dumps({"error": {"blockTime": "9" * 400 + " seconds"}}), 3600.0),     # float: inf
+    ({}, orjson.dumps({"error": {"blockTime": "1020 seconds"}}), 1020.0),           # TAAPI's own example
+    ({"Retry-After": "Tue, 14 Nov 2023 22:13:30 GMT"}, b"{}", 10.0),                # now + 10 s
+    ({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, b"{}", 3600.0),
+])
+def test_block_is_capped_at_an_hour_and_never_raises(headers, body, sec):
+    assert taapi.MAX_BLOCK_SEC == 3600.0
+    assert taapi.block_sec(429, headers, body, now_s=1_700_000_000.0) == sec
+
+
+def test_client_survives_an_absurd_block(server):
+    # before the cap: `Retry-After: inf` paused the client forever and `int(inf * 1e9)` raised
+    # OverflowError out of bulk() (not a TaapiError: the caller's handler missed it)
+    server.queue.append((429, {"Retry-After": "inf"}, b'{"error": "Rate limit exceeded."}'))
+
+    async def main():
+        c = TaapiClient(server.url, "s3cret", "binance", "BTCUSDT", rate_per_sec=20.0, timeout_sec=2.0)
+        try:
+            with pytest.raises(TaapiError) as e:
+                await c.bulk("5m")
+            return c, e.value
+        finally:
+            await c.aclose()
+
+    wall = time.time_ns()
+    c, err = asyncio.run(main())
+    assert err.kind == "429" and err.msg == "Rate limit exceeded. (no request for 3600.0s)"
+    assert 3590 < c.pacer.pause_until - time.monotonic() <= 3600
+    assert wall + 3590 * 10**9 < c.counters()["blocked_until_ns"] <= time.time_ns() + 3600 * 10**9
+
+
 def test_backoff_and_pacer():
     assert [backoff_sec(a, 1.0, 10.0) for a in range(6)] == [1, 2, 4, 8, 10, 10]
     assert backoff_sec(3, 1.0, 60.0, 0.5) == 4.0

@@ -41,23 +41,66 @@ def bar(start_ns, closed=True, tf="5s", close=65005.7):
             "closed": closed, "partial": False}
 
 
-def edge(ts_ns=T0, fair_up=0.3283, decision="BUY_DOWN"):
-    sides = {s: {"edge_bps": e, "best_bid": b, "best_ask": a, "vetoes": []}
-             for s, e, b, a in (("UP", -2310.03, 0.40, 0.41), ("DOWN", 889.91, 0.59, 0.60))}
-    return {"symbol": "BTCUSDT", "ts_ns": ts_ns, "window": "btc-updown-15m-1795489200",
-            "fair": {"fast": fair_up, "smooth": 0.3205, "reason": None, "chainlink": 64996.74,
-                     "chainlink_ts_ns": T0 - 2 * SEC_NS, "chainlink_age_ms": 2300.0},
-            "edge": {"decision": decision, "reason": "DOWN edge 889.9 bps > 100 bps", "vetoes": [],
-                     "sides": sides, "time_left_s": 733.7},
+W15 = 1795489200                   # 03:00 UTC: the 15m window's start (s), and the 1h window's
+W1H = 1795489200
+
+
+def side(fair, ask, bid, edge, roc, age_ms, vetoes=()):
+    return {"fair": fair, "best_bid": bid, "best_ask": ask, "cost_per_share": ask + 0.01, "edge": edge,
+            "edge_bps": edge * 1e4, "return_on_cost": roc, "age_ms": age_ms,
+            "vetoes": [{"code": c, "side": None, "reason": c} for c in vetoes]}
+
+
+def edge(ts_ns=T0, fair_up=0.3283, decision="BUY_DOWN", series="15m"):
+    """compute's edge document of one series (the 15m window settles on a Chainlink TWAP, its price
+    to beat an estimate; the 1h window on the Binance candle, the venue's number)."""
+    if series == "15m":
+        start, end, slug = W15, W15 + 900, f"btc-updown-15m-{W15}"
+        ptb = {"price": 65049.955, "source": "estimate", "method": "twap", "status": "ok"}
+        rule = {"source": "chainlink", "stream": "btc/usd", "method": "twap", "twap_lookback_sec": 60,
+                "candle_tf": None, "assumed": False}
+        sides = {"UP": side(0.3283, 0.41, 0.40, -0.0917, -0.2186, 120.0),
+                 "DOWN": side(0.6717, 0.60, 0.59, 0.0617, 0.1011, 35.0)}
+    else:
+        start, end, slug = W1H, W1H + 3600, "bitcoin-up-or-down-november-24-2026-5pm-et"
+        ptb = {"price": 64990.5, "source": "venue", "method": "candle", "status": "ok"}
+        rule = {"source": "binance", "stream": "BTCUSDT", "method": "candle", "twap_lookback_sec": 0,
+                "candle_tf": "1h", "assumed": False}
+        sides = {"UP": side(0.8, 0.78, 0.77, 0.01, 0.0127, 8.0, ("min_price",)),
+                 "DOWN": side(0.2, 0.23, 0.22, -0.04, -0.16, 9.0)}
+    return {"symbol": "BTCUSDT", "series": series, "ts_ns": ts_ns, "window": slug,
+            "window_start_ns": start * SEC_NS, "window_end_ns": end * SEC_NS, "price_to_beat": ptb, "rule": rule,
+            "inputs": {"binance": {"venue": "futures", "price": 65010.0, "age_ms": 4.0, "max_age_ms": 1000.0},
+                       "chainlink": {"price": 64996.74, "obs_ns": T0 - 2 * SEC_NS, "age_ms": 2300.0,
+                                     "obs_age_ms": 2000.0, "max_age_ms": 5000.0},
+                       "books": {s: {"age_ms": sides[s]["age_ms"], "update_id": 9, "best_bid": sides[s]["best_bid"],
+                                     "best_ask": sides[s]["best_ask"]} for s in ("UP", "DOWN")},
+                       "candle": None},
+            "fair": {"fast": fair_up, "smooth": 0.3205, "reason": None},
+            "edge": {"decision": decision, "reason": "DOWN edge 6.2 pt", "vetoes": [],
+                     "sides": sides, "time_left_s": 733.7 if series == "15m" else 3433.7},
             "accumulate": {"action": "HOLD", "side": "DOWN", "reason": "cooldown", "slices": 1, "usd": 10.0}}
 
 
+def edge_block(ts_ns=T0):
+    return {"ts_ns": ts_ns, "symbol": "BTCUSDT", "disabled": None,
+            "series": {s: edge(ts_ns, series=s, fair_up=0.3283 if s == "15m" else 0.8,
+                               decision="BUY_DOWN" if s == "15m" else "NONE") for s in ("15m", "1h")}}
+
+
+def window(series="15m", start=W15, length=900, ptb=None):
+    slug = f"btc-updown-15m-{start}" if series == "15m" else "bitcoin-up-or-down-november-24-2026-5pm-et"
+    return {"series": series, "slug": slug, "window_start_ns": start * SEC_NS,
+            "window_end_ns": (start + length) * SEC_NS, "price_to_beat": ptb,
+            "price_to_beat_source": "venue" if ptb is not None else None, "resolution": None}
+
+
 def poly():
-    return {"ts_ns": T0, "window": {"slug": "btc-updown-15m-1795489200", "window_start_ns": 1795489200 * SEC_NS,
-                                    "window_end_ns": 1795490100 * SEC_NS, "price_to_beat": 65049.955,
-                                    "price_to_beat_source": "gamma"},
-            "books": {"UP": {"valid": True, "best_bid": 0.4, "best_ask": 0.41, "mid": 0.405},
-                      "DOWN": {"valid": True, "best_bid": 0.59, "best_ask": 0.6, "mid": 0.595}}}
+    books = {"UP": {"valid": True, "best_bid": 0.4, "best_ask": 0.41, "mid": 0.405},
+             "DOWN": {"valid": True, "best_bid": 0.59, "best_ask": 0.6, "mid": 0.595}}
+    return {"ts_ns": T0, "disabled": None,
+            "series": {"15m": {"window": window(), "next": None, "books": books, "resolved": []},
+                       "1h": {"window": window("1h", W1H, 3600, 64990.5), "next": None, "books": {}, "resolved": []}}}
 
 
 def state_doc(mode="OK"):
@@ -69,11 +112,11 @@ def state_doc(mode="OK"):
 
 
 def loaded() -> DashState:
-    st = DashState(required=REQUIRED)
+    st = DashState(required=REQUIRED, followed=("15m", "1h"))
     st.rest_due(T0)
     st.apply_rest(STATE_PATH, 200, state_doc(), None, T0)
     st.apply_rest("/latest/features", 200, features(), None, T0)
-    st.apply_rest("/latest/edge", 200, edge(), None, T0)
+    st.apply_rest("/latest/edge", 200, edge_block(), None, T0)
     st.apply_rest("/latest/polymarket", 200, poly(), None, T0)
     closed = [bar(T0 - T0 % (5 * SEC_NS) - k * 5 * SEC_NS) for k in (3, 2, 1)]
     st.apply_rest("/latest/bars", 200, {"venues": {"futures": {"5s": {"current": None, "closed": closed}}}},
@@ -92,17 +135,58 @@ def test_first_screen_from_rest():
     rows = dict(st.price_rows(T0))
     assert rows["futures last"].value == 65005.7 and rows["futures last"].age_ms == 16.4
     assert rows["mark"].value == 65006.599 and rows["chainlink"].value == 64996.74
-    assert rows["price to beat"].value == 65049.955 and rows["price to beat"].note == "gamma"
     flow = {label: v for label, v, _ in st.flow_rows()}
     assert flow["basis"].value == 1.8855 and flow["CVD futures"].value == -0.781
-    up, down = st.poly_rows()
-    assert up["fair"].value == 0.3283 and down["fair"].value == pytest.approx(1 - 0.3283)
-    assert up["mid"].value == 0.405 and down["edge_bps"].value == 889.91
     text = screen(st)
     assert "TDC dashboard" in text and "65,005.70" in text and "65,006.60" in text
     assert "quality OK" in text and "API ok" in text and "BUY_DOWN" in text
     assert "+1.89 bps" in text and "35.6 %" in text                      # basis, σ fast annualised
-    assert "0.328" in text and "0.672" in text                           # fair UP and DOWN
+
+
+def test_two_series_each_with_its_window_price_to_beat_edge_and_ages():
+    st = loaded()
+    assert st.series_keys() == ["15m", "1h"]
+    a = st.series_info("15m", T0)
+    assert a["slug"].value == f"btc-updown-15m-{W15}" and a["time_left_s"].value == 733.7
+    assert (a["price_to_beat"].value, a["price_to_beat"].note, a["rule"]) == (65049.955, "estimate", "twap")
+    assert a["fair"].value == 0.3283 and a["decision"].value == "BUY_DOWN"
+    up, down = a["sides"]
+    # the book from /latest/polymarket; fair, edge (probability points) and return on cost from compute
+    assert (up["bid"].value, up["ask"].value, up["fair"].value) == (0.4, 0.41, 0.3283)
+    assert up["edge_pts"].value == pytest.approx(-9.17) and up["roc"].value == -0.2186
+    assert down["edge_pts"].value == pytest.approx(6.17) and down["roc"].value == 0.1011
+    assert (up["book_age_ms"].value, down["book_age_ms"].value) == (120.0, 35.0)
+    assert (a["ages"]["binance"].value, a["ages"]["chainlink"].value) == (4.0, 2300.0)
+    b = st.series_info("1h", T0)
+    assert (b["price_to_beat"].value, b["price_to_beat"].note, b["rule"]) == (64990.5, "venue", "candle")
+    assert b["decision"].value == "NONE" and b["sides"][0]["vetoes"] == ["min_price"]
+    # no 1h book from feed_poly yet: the book the decision used (the edge document's inputs)
+    assert (b["sides"][0]["bid"].value, b["sides"][0]["ask"].value) == (0.77, 0.78)
+    text = screen(st)
+    lines = text.splitlines()
+    row = lambda label, after: next(ln for ln in lines[lines.index(after):] if label in ln)   # noqa: E731
+    w15 = next(ln for ln in lines if "15m 03:00" in ln)
+    w1h = next(ln for ln in lines if "1h  03:00" in ln)
+    assert "left 12m13s  beat 65,049.96 est. twap" in w15          # (then the slug, cut to the width)
+    assert "1h  03:00–04:00 left 57m13s  beat 64,990.50 venue candl" in w1h
+    assert "15m 03:00–03:15 left 12m13s" in w15
+    assert "UP    0.400  0.410  0.328    -9.17   -21.9%  120 ms" in row("UP", w15)
+    assert "DOWN  0.590  0.600  0.672    +6.17   +10.1%   35 ms" in row("DOWN", w15)
+    assert "UP    0.770  0.780  0.800    +1.00    +1.3%    8 ms  mi" in row("UP", w1h)   # min_price, cut
+    dec15 = row("decision", w15)
+    assert "BUY_DOWN" in dec15 and "binance 4 ms" in dec15 and "chainlink 2.3 s" in dec15
+
+
+def test_a_followed_series_without_data_says_why():
+    st = DashState(required=REQUIRED, followed=("5m", "15m"))
+    assert st.series_keys() == ["5m", "15m"]
+    info = st.series_info("5m", T0)
+    assert info["slug"] == info["slug"].__class__(None, "no window yet")
+    assert info["decision"].value is None and info["decision"].reason == "no edge yet"
+    st.apply_rest("/latest/polymarket", 200, {"ts_ns": T0, "disabled": "SYMBOL ADAUSDT has no up/down market",
+                                              "series": {}}, None, T0)
+    assert st.series_info("5m", T0)["slug"].reason == "Polymarket off: SYMBOL ADAUSDT has no up/down market"
+    assert "Polymarket off: SYMBOL ADAUSDT" in screen(st)
 
 
 def test_missing_values_show_their_reason_never_a_number():
@@ -147,9 +231,9 @@ def test_bus_gaps_and_restarts_come_from_the_subscriber():
         for boot, seq in ((7, 1), (7, 2), (7, 6), (8, 1), (8, 2)):
             msg = edge(T0 + seq * SEC_NS)
             msg.update(boot=boot, seq=seq)
-            ev = sub.observe(names.edge_topic("BTCUSDT"), msg)
+            ev = sub.observe(names.edge_topic("BTCUSDT", "15m"), msg)
             st.apply_bus(ev.topic, ev.msg, ev.lost, ev.restarted, T0 + seq)
-        t = st.topics[names.edge_topic("BTCUSDT")]
+        t = st.topics[names.edge_topic("BTCUSDT", "15m")]
         assert (t.received, t.gaps, t.lost, t.restarts) == (5, 1, 3, 1)
         assert st.bus_totals() == (5, 1, 3, 1)
         assert "seq gaps 1 (lost 3) · restarts 1" in screen(st, now_ns=T0 + 10)
@@ -188,27 +272,56 @@ def test_state_topic_quality_and_events():
     assert "quality DEGRADED" in text and "futures: gap 3s ago" in text
 
 
-def test_poly_ticks_window_change_and_chainlink():
+def test_poly_ticks_window_change_resolution_and_chainlink():
     st = loaded()
-    up_topic, down_topic = (names.POLY_BOOK_RING.token_topic(i) for i in (0, 1))
-    st.apply_bus(up_topic, {"best_bid": 0.37, "best_ask": 0.40, "last_trade": 0.38,
-                            "ts_recv_ns": T0}, 0, False, T0)
-    st.apply_bus(down_topic, {"best_bid": None, "best_ask": 0.6, "ts_recv_ns": T0}, 0, False, T0)
-    up, down = st.poly_rows()
-    assert up["mid"].value == pytest.approx(0.385)
-    assert down["mid"].value is None and down["mid"].reason == "book not valid"
-    assert st.window_info(T0)["time_left_s"].value == 733.7               # compute's, not the wall clock's
-    st.apply_bus(names.POLY_MARKET_TOPIC, {**poly()["window"], "slug": "btc-updown-15m-1795490100",
-                                      "window_end_ns": 1795491000 * SEC_NS}, 0, False, T0)
-    assert st.window_info(T0)["slug"].value == "btc-updown-15m-1795490100"
-    assert st.window_info(T0)["time_left_s"].value == (1795491000 * SEC_NS - T0) / SEC_NS   # edge is stale
-    assert any("window → btc-updown-15m-1795490100" in e[1] for e in st.events)
-    assert st.chainlink_val(T0) == st.chainlink_val(T0).__class__(64996.74, None, 2300.0)   # the edge doc's
+    up15, down15 = (names.poly_book_ring("15m").token_topic(i) for i in (0, 1))
+    st.apply_bus(up15, {"window_start_ns": W15 * SEC_NS, "best_bid": 0.37, "best_ask": 0.40, "last_trade": 0.38,
+                        "ts_recv_ns": T0}, 0, False, T0)
+    st.apply_bus(down15, {"window_start_ns": W15 * SEC_NS, "best_bid": float("nan"), "best_ask": 0.6,
+                          "ts_recv_ns": T0}, 0, False, T0)
+    # the next window's book on the same topic (the feed follows both): not this window's
+    st.apply_bus(up15, {"window_start_ns": (W15 + 900) * SEC_NS, "best_bid": 0.9, "best_ask": 0.91,
+                        "ts_recv_ns": T0}, 0, False, T0)
+    # a 1h tick touches only the 1h series
+    st.apply_bus(names.poly_book_ring("1h").token_topic(0), {"window_start_ns": W1H * SEC_NS, "best_bid": 0.7,
+                                                               "best_ask": 0.72, "ts_recv_ns": T0}, 0, False, T0)
+    up, down = st.series_info("15m", T0)["sides"]
+    assert (up["bid"].value, up["ask"].value) == (0.37, 0.40)
+    assert down["bid"].value is None and down["bid"].reason == "book not valid"
+    assert st.series_info("1h", T0)["sides"][0]["ask"].value == 0.72
+    assert st.series_info("15m", T0)["time_left_s"].value == 733.7              # compute's, not the wall clock's
+    nxt = window(start=W15 + 900)
+    st.apply_bus(names.poly_market_topic("15m"), nxt, 0, False, T0)
+    info = st.series_info("15m", T0)
+    assert info["slug"].value == f"btc-updown-15m-{W15 + 900}"
+    assert info["time_left_s"].value == ((W15 + 1800) * SEC_NS - T0) / SEC_NS   # the edge doc is of the old window
+    assert info["price_to_beat"].value is None and info["sides"][0]["ask"].reason == "no book yet"
+    assert any(f"15m window → btc-updown-15m-{W15 + 900}" in e[1] for e in st.events)
+    # the resolution of the old window: recorded, the current window stays
+    st.apply_bus(names.poly_market_topic("15m"), {**window(), "resolution": {"winner": "DOWN", "source": "market_resolved",
+                                                                            "ts_ns": T0}}, 0, False, T0)
+    assert st.series_info("15m", T0)["slug"].value == f"btc-updown-15m-{W15 + 900}"
+    assert [r["slug"] for r in st.markets["15m"]["resolved"]] == [f"btc-updown-15m-{W15}"]
+    assert any(f"15m btc-updown-15m-{W15} resolved DOWN (market_resolved)" in e[1] for e in st.events)
+    assert st.series_info("1h", T0)["slug"].value == "bitcoin-up-or-down-november-24-2026-5pm-et"
+    assert st.chainlink_val(T0) == st.chainlink_val(T0).__class__(64996.74, None, 2300.0)   # an edge doc's input
     st.apply_bus(names.CHAINLINK_RING.topic("BTCUSDT"), {"ts_event_ns": T0 - SEC_NS, "ts_recv_ns": T0 - 800_000_000,
                                                  "price": 64999.5}, 0, False, T0)
     v = st.chainlink_val(T0 + 300_000_000)
     # newer than the edge doc's; aged by its own stamps (200 ms lag) plus the wall time since receipt
     assert v.value == 64999.5 and v.age_ms == pytest.approx(500.0)
+
+
+def test_edge_topics_are_per_series_and_decisions_are_news_per_series():
+    st = loaded()
+    st.apply_bus(names.edge_topic("BTCUSDT", "1h"), edge(T0 + SEC_NS, 0.9, "BUY_UP", series="1h"), 0, False, T0 + SEC_NS)
+    st.apply_bus(names.edge_topic("ETHUSDT", "1h"), edge(T0 + 2 * SEC_NS, 0.1, "BUY_DOWN", series="1h"), 0, False,
+                 T0 + SEC_NS)                                                    # another symbol
+    assert st.series_info("1h", T0)["fair"].value == 0.9 and st.series_info("15m", T0)["fair"].value == 0.3283
+    assert st.last_decision["1h"][1] == "BUY_UP" and st.last_decision["15m"][1] == "BUY_DOWN"
+    assert any(e[1].startswith("1h decision BUY_UP") for e in st.events)
+    st.apply_bus("edge.BTCUSDT", {"ts_ns": T0}, 0, False, T0)                   # not an edge topic: ignored
+    assert st.bad_payloads == 0
 
 
 def test_actor_rows_and_api_unreachable():
@@ -240,7 +353,8 @@ def test_rest_schedule_first_screen_then_bus_then_fallback():
     assert st.rest_due(T0 + 5 * SEC_NS) == []                              # all in flight
     for p in first:
         st.apply_rest(p, 200, {"ts_ns": T0}, None, T0)
-    for topic in (names.features_topic("BTCUSDT"), names.edge_topic("BTCUSDT"), names.POLY_BOOK_RING.token_topic(0)):
+    for topic in (names.features_topic("BTCUSDT"), names.edge_topic("BTCUSDT", "15m"),
+                  names.poly_book_ring("15m").token_topic(0)):
         st.apply_bus(topic, {"ts_ns": T0}, 0, False, T0 + SEC_NS)
     assert st.rest_due(T0 + SEC_NS + 1) == [STATE_PATH]                     # the bus keeps the rest fresh
     later = T0 + SEC_NS + REST_FALLBACK_QUIET_NS + 1                          # the bus went quiet

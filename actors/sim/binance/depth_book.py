@@ -20,7 +20,7 @@ Levels are computed with numpy over a window of ticks (vectorised splitmix64 has
 Frames:
 - futures partial depth (`<sym>@depth<N>[@100ms|@500ms]`): `e,E,T,s,U,u,pu,b,a`; bids are sent
   worst-first (ascending), asks best-first (ascending), as in Binance's documented example
-  (../shared/fixtures/binance/futures_depth5_docs_example.json) and the real futures diff captures;
+  (the futures depth5 example of the API docs) and real captured futures diffs;
 - spot partial depth (`<sym>@depth<N>[@100ms]`): only `lastUpdateId,bids,asks`, bids best-first;
 - REST snapshots: futures `lastUpdateId,E,T,bids,asks`, spot `lastUpdateId,bids,asks`, both with
   bids best-first (descending), as in the captured snapshots.

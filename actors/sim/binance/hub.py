@@ -194,6 +194,35 @@ class Hub:
             task.add_done_callback(self._closing.discard)
         return len(conns)
 
+    def send_direct(self, conn, text: str) -> bool:
+        """Write one frame to one connection now, in order with the streams (a connection event
+        such as spot's serverShutdown). False if the connection is not open."""
+        proto = conn.protocol
+        if proto.state is not State.OPEN or conn.transport is None:
+            return False
+        try:
+            proto.send_text(text.encode())
+            conn.transport.writelines(proto.data_to_send())
+        except Exception as exc:   # a transport closing under us: its handler cleans up
+            log.debug("sim: write to %s failed: %r", conn.remote_address, exc)
+            return False
+        return True
+
+    def shutdown_all(self, text: str, seconds: float) -> int:
+        """Send `text` (the serverShutdown event) to every connection now and close them with
+        1001 `seconds` later; they keep their streams meanwhile. Returns how many."""
+        conns = [c for c in self.conns if self.send_direct(c, text)]
+        loop = asyncio.get_running_loop()
+
+        def close_them():
+            for conn in conns:
+                self.detach(conn)
+                task = loop.create_task(conn.close(1001, ""))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        loop.call_later(seconds, close_them)
+        return len(conns)
+
     def describe(self) -> dict:
         return {s: {"frames": v[0], "last_id": v[1], "stalled": v[2], "malformed": v[3]}
                 for s, v in sorted(self.stats.items())}

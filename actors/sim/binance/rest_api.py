@@ -5,12 +5,17 @@ implements (klines, depth, premium index).
 
 Routes and request weights (as documented by Binance):
 - futures (`/fapi/v1/...`, per-IP limit 2400 weight per minute):
-  ping 1, time 1, premiumIndex 1 (10 without `symbol`), klines by `limit` (default 500, max 1500):
+  ping 1, time 1, premiumIndex 1 (10 without `symbol`), aggTrades 20 (default 500, max 1000),
+  klines by `limit` (default 500, max 1500):
   [1,100) 1, [100,500) 2, [500,1000] 5, above 10; depth by `limit` (default 500, max 1000):
   <=50 2, <=100 5, <=500 10, above 20.
-- spot (`/api/v3/...`, limit 6000 per minute): ping 1, time 1, klines 2 (default 500, max 1000),
+- spot (`/api/v3/...`, limit 6000 per minute): ping 1, time 1, aggTrades 4 (default 500, max
+  1000), klines 2 (default 500, max 1000),
   depth by `limit` (default 100, max 5000): <=100 5, <=500 25, <=1000 50, above 250.
 A larger `limit` is clamped to the maximum; a limit below 1 is -1130.
+aggTrades: `fromId` gives the trades from that id on; `startTime`/`endTime` (ms, inclusive) the
+trades in that span, which must be under one hour when both are sent (-1127); neither: the most
+recent ones. Rows `{"a","p","q","f","l","T","m"}` (spot adds `"M":true`), oldest first.
 
 Limits: weight is counted per client IP in one-minute windows aligned to the clock minute (the
 `X-MBX-USED-WEIGHT-1M` header resets at the minute, as on the venue). A request that would pass the
@@ -21,7 +26,7 @@ gets 418 with the seconds left. Rejected requests add no weight. Headers on ever
 
 Errors: 400 with `{"code":..,"msg":..}`: -1102 missing mandatory parameter, -1121 invalid symbol,
 -1120 invalid interval, -1100 illegal characters (a non-integer number), -1130 invalid `limit`,
--1023 start time after end time. An unknown path is the server's 404.
+-1023 start time after end time, -1127 more than one hour between them. An unknown path is the server's 404.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ class Provider(Protocol):
     def klines(self, tf: str, start: int | None, end: int | None, limit: int, now_ms: int) -> str: ...
     def depth(self, limit: int, now_ms: int) -> str: ...
     def premium_index(self, now_ms: int) -> str: ...
+    def agg_trades(self, from_id: int | None, start: int | None, end: int | None, limit: int,
+                   now_ms: int) -> str: ...
 
 
 class ApiError(Exception):
@@ -113,7 +120,8 @@ class RestApi:
         self.limit = FUTURES_WEIGHT_LIMIT if self.venue == "futures" else SPOT_WEIGHT_LIMIT
         p = "/fapi/v1" if self.venue == "futures" else "/api/v3"
         self.routes = {f"{p}/ping": self._ping, f"{p}/time": self._time,
-                       f"{p}/klines": self._klines, f"{p}/depth": self._depth}
+                       f"{p}/klines": self._klines, f"{p}/depth": self._depth,
+                       f"{p}/aggTrades": self._agg_trades}
         if self.venue == "futures":
             self.routes[f"{p}/premiumIndex"] = self._premium
 
@@ -143,6 +151,20 @@ class RestApi:
                 raise ApiError(-1023, "Start time is greater than end time.")
             return self.provider.klines(tf, start, end, limit, now_ms)
         return weight, run
+
+    def _agg_trades(self, q, now_ms):
+        limit = _limit(q, 500, 1000)
+
+        def run():
+            self._symbol(q)
+            from_id, start, end = _int(q, "fromId"), _int(q, "startTime"), _int(q, "endTime")
+            if start is not None and end is not None:
+                if start > end:
+                    raise ApiError(-1023, "Start time is greater than end time.")
+                if end - start >= 3_600_000:
+                    raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
+            return self.provider.agg_trades(from_id, start, end, limit, now_ms)
+        return (20 if self.venue == "futures" else 4), run
 
     def _depth(self, q, now_ms):
         fut = self.venue == "futures"

@@ -20,6 +20,16 @@ Frames (exact live key sets and order, DESIGN.md "Venue facts that bite"):
 
 Sessions: same methods and error frames as futures (actors/sim/binance/codec.py), no routes: `/ws`,
 `/ws/<s1>/<s2>` (raw) and `/stream?streams=..` (combined); at most 5 incoming messages per second.
+
+serverShutdown: the venue documents "A serverShutdown event will be sent when the server is about to
+shutdown, resulting in disconnection" (spot WebSocket Streams; ~10 minutes ahead per NautilusTrader's
+BinanceSpotServerShutdownMsg). The sim sends `{"e":"serverShutdown","E":<ms>}` `notice_sec(lifetime)`
+before it closes a spot connection at its lifetime end (min(600 s, a quarter of the lifetime)), and on
+the `server_shutdown` fault (then closes after the fault's seconds). Unverified, chosen: the event
+is sent bare (not in a combined-stream envelope, it belongs to no stream) on raw and combined
+connections alike; the docs do not say the 24 h close itself is announced (the sim announces it:
+it models that close as a server restart).
+
 Unverified, chosen: a spot stream the sim does not generate (trade, ticker, avgPrice, diff depth)
 is accepted and silent, as on the wrong futures route.
 """
@@ -33,10 +43,22 @@ import numpy as np
 
 from actors.sim.binance import codec as binance
 from actors.sim.binance.codec import Codec, fmt_units
-from actors.sim.market import SPOT_BTCUSDT, AggTrade, BookTicker, Instrument, Market, MarketParams
+from actors.sim.market import (SPOT_BTCUSDT, SPOT_INSTRUMENTS, AggTrade, BookTicker, Instrument, Market,
+                               MarketParams, instrument_for)
 
 SPOT = "spot"
 MSG_LIMIT = 5                 # incoming messages per second (futures: 10)
+SHUTDOWN_NOTICE_SEC = 600.0   # serverShutdown this long before a lifetime close (at most)
+
+
+def server_shutdown(E_ms: int) -> str:
+    """The spot serverShutdown event frame."""
+    return f'{{"e":"serverShutdown","E":{E_ms}}}'
+
+
+def notice_sec(lifetime_sec: float) -> float:
+    """How long before a spot connection's lifetime close its serverShutdown is sent."""
+    return min(SHUTDOWN_NOTICE_SEC, lifetime_sec / 4.0)
 
 # Spot BTCUSDT: trades are smaller than futures (median ~0.002 BTC, heavy tail), the touch is
 # thinner, E - T is ~0-1 ms, and the book update id moves by a few per change.
@@ -73,10 +95,7 @@ class SpotMarket(Market):
 
     @classmethod
     def from_settings(cls, settings, fut: Market, **kw) -> "SpotMarket":
-        inst = SPOT_BTCUSDT
-        if settings.general.symbol != inst.symbol:
-            inst = Instrument(settings.general.symbol, inst.price_precision, inst.tick_units,
-                              inst.qty_precision, inst.lot_units)
+        inst = instrument_for(settings.general.symbol, SPOT_INSTRUMENTS, SPOT_BTCUSDT)
         # a seed of its own, derived from the sim's (the futures Generator is not shared)
         seed = int(np.random.SeedSequence([settings.sim.seed, 0x5B07]).generate_state(1)[0])
         return cls(fut, seed=seed, ratio=settings.sim.spot_trade_ratio, instrument=inst, **kw)

@@ -17,22 +17,26 @@ done only for streams that have a receiver (the mark state itself steps every se
 """
 from __future__ import annotations
 
+import bisect
 import re
 import time
 
 from actors.sim.binance import depth_book as bk
 from actors.sim.binance import kline_bars as kl
-from actors.sim.binance.codec import FuturesCodec
+from actors.sim.binance.codec import FuturesCodec, fmt_units
 from actors.sim.faults import Fault, FaultState
 from actors.sim.binance.hub import Hub, OnSent
 from actors.sim.binance.mark import Liquidations, MarkPrice
 from actors.sim.market import AggTrade, Market
 from actors.sim.binance.rest_api import RestApi
+from actors.sim.binance import spot_market as sp
 from actors.sim.binance.spot_market import SpotCodec
+from actors.sim.faults import FaultError
 
 _FUT_DEPTH = re.compile(r"([a-z0-9]+)@depth(5|10|20)(?:@(100ms|250ms|500ms))?")
 _SPOT_DEPTH = re.compile(r"([a-z0-9]+)@depth(5|10|20)(?:@(100ms|1000ms))?")
 _KLINE = re.compile(r"([a-z0-9]+)@kline_(\w+)")
+AGG_KEEP = 200_000        # trades kept for REST aggTrades (over 8 min at 400 trades/s)
 
 
 class Venue:
@@ -64,6 +68,11 @@ class Venue:
             self.mark = MarkPrice(seed)
             self.liq = Liquidations(inst, seed, base_rate=liquidation_rate, params=market.params)
         self._fut_market = fut_market or market
+        self.shutdown_notices = 0                    # serverShutdown events sent (spot)
+        # the trades handed out, for REST aggTrades: ids, times and rows, oldest first (bounded)
+        self._agg_ids: list[int] = []
+        self._agg_T: list[int] = []
+        self._agg_rows: list[str] = []
         kline_period = 250 if self.futures else 2000
         # [next due ms, period ms, job]
         # depth: a 50 ms tick serves the 100/250/500/1000 ms streams (each keeps its own due time)
@@ -100,9 +109,18 @@ class Venue:
     # --- market events ---------------------------------------------------------------------
     def on_events(self, events: list, now_s: float) -> None:
         add = self.store.add
+        ids, times, rows = self._agg_ids, self._agg_T, self._agg_rows
+        pp, qp = self.inst.price_precision, self.inst.qty_precision
+        tail = ',"M":true}' if not self.futures else "}"
         for ev in events:
             if type(ev) is AggTrade:
                 add(ev.T, ev.price, ev.qty, ev.l - ev.f + 1, ev.f, ev.l, ev.m)
+                ids.append(ev.a)
+                times.append(ev.T)
+                rows.append(f'{{"a":{ev.a},"p":"{fmt_units(ev.price, pp)}","q":"{fmt_units(ev.qty, qp)}",'
+                            f'"f":{ev.f},"l":{ev.l},"T":{ev.T},"m":{"true" if ev.m else "false"}{tail}')
+        if len(ids) > AGG_KEEP:                      # forget the oldest half at once: O(1) amortised
+            del ids[:AGG_KEEP // 2], times[:AGG_KEEP // 2], rows[:AGG_KEEP // 2]
         self.publish(events, now_s)
 
     def after_events(self, now_ms: int, now_s: float) -> None:
@@ -207,6 +225,26 @@ class Venue:
         store = self.store
         return store.rows_json(store.rows(tf, start, end, limit, now_ms), kl.TF_MS[tf])
 
+    def agg_trades(self, from_id, start, end, limit: int, now_ms: int) -> str:
+        """REST aggTrades rows (rest_api.py): from `from_id`, else in [start, end] (end defaults
+        to start + 1 h), else the most recent; at most `limit`, oldest first."""
+        ids, times = self._agg_ids, self._agg_T
+        if from_id is not None:
+            i = bisect.bisect_left(ids, from_id)
+        elif start is not None:
+            i = bisect.bisect_left(times, start)
+        elif end is not None:
+            i = max(0, bisect.bisect_right(times, end) - limit)
+        else:
+            i = max(0, len(ids) - limit)
+        j = min(len(ids), i + limit)
+        if start is not None or end is not None:
+            hi = end if end is not None else start + 3_599_999
+            j = min(j, bisect.bisect_right(times, hi))
+            if start is not None:
+                i = max(i, bisect.bisect_left(times, start))
+        return "[" + ",".join(self._agg_rows[i:j]) + "]"
+
     def depth(self, limit: int, now_ms: int) -> str:
         b = self.current_book()
         bids, asks = self.ladder.book(b.bid, b.bid_qty, b.ask, b.ask_qty, limit, b.u)
@@ -224,9 +262,23 @@ class Venue:
         return self.mark.premium_index(self.inst.symbol, now_ms)
 
     # --- faults and stats ------------------------------------------------------------------
-    def apply_fault(self, f: Fault) -> dict:
+    def shutdown_frame(self, now_ms: int) -> str:
+        """The serverShutdown event (spot), counted."""
+        self.shutdown_notices += 1
+        return sp.server_shutdown(now_ms)
+
+    def apply_fault(self, f: Fault, now_ms: int | None = None) -> dict:
+        """Apply a fault; FaultError if this venue has no such event (server_shutdown on futures)."""
         out: dict = {"ok": True, "kind": f.kind, "venue": self.name}
-        if f.kind == "drop":
+        if f.kind == "server_shutdown":
+            if self.futures:
+                raise FaultError("server_shutdown is a spot event (the futures streams do not "
+                                 "document it)")
+            now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+            out["connections"] = self.hub.shutdown_all(sp.server_shutdown(now_ms), f.seconds)
+            self.shutdown_notices += out["connections"]
+            out["close_in_sec"] = f.seconds
+        elif f.kind == "drop":
             out["connections"] = self.hub.drop_all()
         elif f.kind == "disconnect":
             out["connections"] = self.hub.disconnect_all()
@@ -249,6 +301,7 @@ class Venue:
             "dropped_slow": self.hub.dropped_slow,
             "streams": self.hub.describe(),
             "faults": self.faults.describe(time.monotonic()),
+            "server_shutdown_sent": self.shutdown_notices,
             "rest": self.rest.describe(),
             "market": {"trades": m.n_trades, "quotes": m.n_quotes,
                        "next_agg_id": m.next_ids()[0], "book_u": self.current_book().u},

@@ -1,13 +1,16 @@
-"""The sim's Chainlink BTC/USD oracle and Polymarket RTDS protocol (pure: times are arguments).
+"""The sim's Chainlink `<asset>/usd` oracles and Polymarket RTDS protocol (pure: times are arguments).
 
-Oracle. Chainlink's BTC/USD stream is a lagged, smoothed view of the exchanges. Here it is an EMA
-(time constant `tau_sec`, 1.5 s) of the sim's Binance futures mid, sampled on every whole second, times
+Oracle. A Chainlink stream (one per up/down asset: btc/usd, eth/usd, sol/usd, xrp/usd) is a lagged,
+smoothed view of the exchanges. Here it is an EMA (time constant `tau_sec`, 1.5 s) of a mid price
+(the configured SYMBOL's asset: the sim's Binance futures mid; every other asset: its own seeded
+random walk, `PricePath`, from a realistic price, `START_PRICES`), sampled on every whole second, times
 (1 + basis) with a small Ornstein-Uhlenbeck basis (mean -0.5 bp, sd 0.4 bp: a few dollars), so it
 differs from the Binance mid by a few dollars and trails it by a second or two. Each observation
 (timestamp on the whole second) is published `lag` 0.9-1.5 s later (captures: 0.96-1.45 s).
-Before the sim started there is a synthetic past: a seeded random walk with the sim's per-second
-volatility ending at the first live observation, a day and a window long, so every window start
-listed by Gamma has a price to beat and a subscriber's snapshot has history.
+Before the sim started there is a synthetic past: a seeded random walk with the stream's per-second
+volatility ending at the first live observation, `history_sec` long (the caller makes it cover every
+window Gamma answers, a daily one a day after its end included), so every answered window has a
+price to beat and a subscriber's snapshot has history.
 
 Invariants:
 - one observation per whole second, never revised: `value_at(s)` is fixed once s is observed;
@@ -33,15 +36,47 @@ from decimal import Decimal
 import numpy as np
 import orjson
 
+from actors.sim.market import ASSET_START_PRICES
+
 TOPIC = "crypto_prices_chainlink"
 SNAPSHOT_TOPIC = "crypto_prices"          # the dump of the Chainlink topic is labelled so
 SYMBOL = "btc/usd"
+# an asset the sim has no Binance market for starts its walk here (actors/sim/market.py)
+START_PRICES = ASSET_START_PRICES
+VOL_ANNUAL = {"btc": 0.55, "eth": 0.70, "sol": 0.90, "xrp": 0.90}
 SNAPSHOT_POINTS = 59
+_HISTORY_CHUNK = 4096                     # seconds of synthetic past made at a time
 # topics the venue knows: subscribing to one we do not generate is accepted and stays silent
 KNOWN_TOPICS = {"crypto_prices", "crypto_prices_chainlink", "crypto_prices_twap_thirty",
                 "crypto_prices_twap_sixty", "comments", "activity", "clob_market", "clob_user",
                 "equity_prices"}
 _NS = 1_000_000_000
+
+
+def stream(asset: str) -> str:
+    """The RTDS Chainlink symbol of an up/down asset: btc -> btc/usd."""
+    return f"{asset}/usd"
+
+
+class PricePath:
+    """A seeded geometric random walk (no drift, `sigma_1s` per √s) standing in for the Binance mid
+    of an asset the sim runs no Binance market for. Deterministic for a seed and a call pattern."""
+
+    def __init__(self, seed: int, start_ns: int, price: float, sigma_1s: float):
+        if price <= 0 or sigma_1s < 0:
+            raise ValueError("price must be > 0 and sigma_1s >= 0")
+        self.rng = random.Random(seed)
+        self.sigma = sigma_1s
+        self.t_ns = start_ns
+        self.x = math.log(price)
+
+    def at(self, now_ns: int) -> float:
+        dt = (now_ns - self.t_ns) / _NS
+        if dt > 0:
+            s = self.sigma * math.sqrt(dt)
+            self.x += -0.5 * s * s + s * self.rng.gauss(0, 1)
+            self.t_ns = now_ns
+        return math.exp(self.x)
 
 
 def full_accuracy(value: float) -> str:
@@ -50,7 +85,7 @@ def full_accuracy(value: float) -> str:
 
 
 class Oracle:
-    """The Chainlink BTC/USD observations (see the module docstring)."""
+    """One Chainlink stream's observations (see the module docstring)."""
 
     def __init__(self, seed: int, start_ns: int, start_price: float, *, sigma_1s: float,
                  history_sec: int = 86_400 + 3_600, tau_sec: float = 1.5,
@@ -62,12 +97,19 @@ class Oracle:
         self.b_mean, self.b_sd = basis_mean_bps, basis_sd_bps
         self.b_a = math.exp(-math.log(2) / basis_halflife_sec)
         self.basis = basis_mean_bps
-        self.first = start_ns // _NS + 1            # first live observation (s)
+        # the first live observation is the start's own second: the past ends right before it, so
+        # the published stream (snapshot, then updates) has no hole at the sim's start
+        self.first = start_ns // _NS
         self.last = self.first - 1                  # last observed second
         p0 = start_price * (1 + self.basis * 1e-4)
-        steps = np.random.default_rng(seed + 4242).standard_normal(history_sec) * sigma_1s
-        # back[k] = value at second first-1-k; back[0] = p0
-        self._back = p0 * np.exp(np.concatenate(([0.0], np.cumsum(steps[:-1]))))
+        # back[k] = value at second first-1-k; back[0] = p0. Walked back in fixed chunks on first
+        # need (one start builds a day or more of past per stream): the same values whenever read
+        self._history_sec = history_sec
+        self._sigma = sigma_1s
+        self._gen = np.random.default_rng(seed + 4242)
+        self._back = np.array([p0])
+        self._log_next = math.log(p0) + float(self._gen.standard_normal()) * sigma_1s
+        self._extend(_HISTORY_CHUNK)
         self._live: list[float] = []
         self._live_base = self.first                # second of _live[0]
         self.ema: float | None = None
@@ -128,7 +170,23 @@ class Oracle:
             i = sec - self._live_base
             return self._live[i] if 0 <= i < len(self._live) and sec <= self.last else None
         k = self.first - 1 - sec
-        return float(self._back[k]) if k < len(self._back) else None
+        if k >= len(self._back):
+            if k >= self._history_sec:
+                return None
+            self._extend(k + 1)
+        return float(self._back[k])
+
+    def _extend(self, n: int) -> None:
+        """Walk the past back to at least `n` seconds (whole chunks, at most history_sec)."""
+        have = len(self._back)
+        want = min(self._history_sec, -(-max(n, have) // _HISTORY_CHUNK) * _HISTORY_CHUNK)
+        while have < want:
+            m = min(_HISTORY_CHUNK, want - have)
+            steps = self._gen.standard_normal(m) * self._sigma
+            logs = self._log_next + np.concatenate(([0.0], np.cumsum(steps[:-1])))
+            self._log_next = float(logs[-1] + steps[-1])
+            self._back = np.concatenate((self._back, np.exp(logs)))
+            have += m
 
     def twap(self, end_sec: int, lookback: int) -> float | None:
         """Mean of the observations of seconds (end - lookback, end]."""

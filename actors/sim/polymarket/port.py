@@ -1,9 +1,10 @@
 """The Polymarket port of the built-in exchange: I/O and timing only (the venue is exchange.py).
 
 One port (`settings.sim.poly_port`) serves, by path:
-- `/gamma/markets?slug=..`, `/gamma/events?slug=..`      Gamma REST  (POLYMARKET_GAMMA_URL=http://h:p/gamma)
+- `/gamma/markets?slug=..`, `/gamma/events?slug=..`      Gamma REST  (POLYMARKET_GAMMA_URL=http://h:p/gamma;
+  also `?condition_ids=..` / `?clob_token_ids=..` for a window already seen)
 - `/clob/book?token_id=..`                               CLOB REST   (POLYMARKET_CLOB_URL=http://h:p/clob)
-- `/ws/market`                                           CLOB market WebSocket (POLYMARKET_CLOB_WS)
+- `/ws/market`                                           CLOB market WebSocket (POLYMARKET_WS_URL)
 - `/rtds`                                                RTDS WebSocket (POLYMARKET_RTDS_URL=ws://h:p/rtds)
 - `POST /__sim/fault`, `GET /__sim/stats`                the sim's fault injection and counters
 
@@ -199,9 +200,10 @@ class PolyServer:
 
 @contextlib.asynccontextmanager
 async def serving(settings, market, port: int, *, clock: Callable[[], int],
-                  max_send_buffer: int = 8 << 20):
-    """Listen on `port` (0: the OS picks) and run the venue's loop; yields the PolyServer."""
-    venue = PolyVenue(settings, market, clock())
+                  max_send_buffer: int = 8 << 20, spot=None):
+    """Listen on `port` (0: the OS picks) and run the venue's loop; yields the PolyServer.
+    `spot`: the sim's Binance spot venue (its klines settle the Binance-candle windows)."""
+    venue = PolyVenue(settings, market, clock(), spot=spot)
     srv = PolyServer(venue, clock, max_send_buffer)
     async with ws_serve(srv.handler, settings.sim.host, port, process_request=srv.process_request,
                         create_connection=SimConn, compression=None, ping_interval=None,

@@ -1,6 +1,6 @@
 """Polymarket CLOB wire format of the sim (pure): the generator's messages as the venue's JSON.
 
-Shapes, key orders and typing follow the captures in ../shared/fixtures/polymarket:
+Shapes, key orders and typing follow real captures of the venue (the ones the parser tests read):
 - `book` (WebSocket): the 2026 shape `market, asset_id, timestamp, hash, bids, asks, tick_size,
   event_type, last_trade_price` for dumps and resyncs; the shorter shape `market, asset_id, bids,
   asks, hash, timestamp, event_type` for the book the venue resends after a trade (burst capture);
@@ -12,6 +12,11 @@ Shapes, key orders and typing follow the captures in ../shared/fixtures/polymark
 - `best_bid_ask`: `market, asset_id, best_bid, best_ask, spread, timestamp, event_type`;
 - `tick_size_change`: `asset_id, event_type, market, new_tick_size, old_tick_size, timestamp`;
 - `market_resolved`: no capture; the shape of the unverified docs-derived sample;
+- `new_market`: the key set and order of the 2025 capture (ws_new_market_2025.json, an NVDA
+  market: `event_type, id, question, market, slug, description, assets_ids, outcomes,
+  event_message{id, ticker, slug, title, description}, timestamp, tags, condition_id, active,
+  clob_token_ids, sports_market_type, line, game_start_time, order_price_min_tick_size,
+  group_item_title`), filled for an up/down window (no up/down new_market was captured);
 - REST `/book`: `market, asset_id, timestamp, hash, bids, asks, min_order_size, tick_size,
   neg_risk, last_trade_price` ("" before any trade).
 Prices are decimal strings without trailing zeros ("0.5", "0.07", "0.001"); sizes have up to two
@@ -113,3 +118,16 @@ def resolved_msg(w: pg.Window, up_won: bool, ts_ms: int) -> dict:
             "assets_ids": [w.up_token, w.down_token], "winning_asset_id": win,
             "winning_outcome": "Up" if up_won else "Down", "timestamp": str(ts_ms),
             "tags": ["crypto"]}
+
+
+def new_market_msg(w: pg.Window, description: str, ts_ms: int) -> dict:
+    """`new_market` for a freshly listed window, in the key order of the 2025 capture."""
+    toks = [w.up_token, w.down_token]
+    return {"event_type": "new_market", "id": w.market_id, "question": w.title,
+            "market": w.condition_id, "slug": w.slug, "description": description,
+            "assets_ids": toks, "outcomes": ["Up", "Down"],
+            "event_message": {"id": w.event_id, "ticker": w.slug, "slug": w.slug, "title": w.title,
+                              "description": description},
+            "timestamp": str(ts_ms), "tags": ["crypto"], "condition_id": w.condition_id,
+            "active": True, "clob_token_ids": list(toks), "sports_market_type": "", "line": "",
+            "game_start_time": "", "order_price_min_tick_size": "0.01", "group_item_title": ""}

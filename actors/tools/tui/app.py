@@ -2,8 +2,10 @@
 
 It paints its first screen from REST (GET /state, /latest/features, /latest/bars,
 /latest/polymarket, /latest/edge on HTTP_HOST:HTTP_PORT), then follows the bus (ZMQ_PUB_URL):
-`features.<SYMBOL>`, `edge.<SYMBOL>`, `bar.*`, `state`, `tick.poly.market`, `tick.poly.book.*`,
-`tick.chainlink.price.*`. Keys: q quits, 1/2/3 or tab switch panels, v switches the bars venue.
+`features.<SYMBOL>`, `edge.<SYMBOL>.<series>`, `bar.*`, `state`, `tick.poly.market.<series>`,
+`tick.poly.book.<series>.<UP|DOWN>`, `tick.chainlink.price.*`, for every series (the followed ones,
+POLYMARKET_WINDOWS, are shown even before their first document). Keys: q quits, 1/2/3 or tab
+switch panels, v switches the bars venue.
 
 Invariants:
 - one loop, one thread owning the screen and the state: it waits on the bus socket and stdin in
@@ -39,8 +41,16 @@ REST_TIMEOUT_SEC = 2.0
 
 
 def bus_prefixes(symbol: str) -> tuple[str, ...]:
-    return (names.features_topic(symbol), names.edge_topic(symbol), names.BAR_PREFIX, names.STATE_TOPIC,
-            names.POLY_MARKET_TOPIC, names.POLY_BOOK_TOPIC_PREFIX, names.CHAINLINK_TOPIC_PREFIX)
+    """Every topic the dashboard reads; the per-series ones for every series (ipc.names spells them)."""
+    per_series = tuple(t for s in names.POLY_SERIES for t in (
+        names.edge_topic(symbol, s), *(names.poly_topic("book", s, tok) for tok in names.POLY_TOKENS)))
+    return (names.features_topic(symbol), names.BAR_PREFIX, names.STATE_TOPIC, names.POLY_MARKET_PREFIX,
+            names.CHAINLINK_TOPIC_PREFIX, *per_series)
+
+
+def followed(settings) -> tuple[str, ...]:
+    """The series the system follows (none while its Polymarket side is off)."""
+    return tuple(settings.venues.polymarket_windows) if settings.polymarket_on else ()
 
 
 class RestFetcher(threading.Thread):
@@ -118,7 +128,8 @@ class Dashboard:
         self.s = settings
         self.ui = ui or Ui()
         self.period_ns = int(1e9 / max(0.5, fps))
-        self.state = DashState(symbol=settings.general.symbol, required=tuple(settings.ipc.health_required))
+        self.state = DashState(symbol=settings.general.symbol, required=tuple(settings.ipc.health_required),
+                               followed=followed(settings))
         self.stop_reason: str | None = None
         self.render_errors = 0
         self._repaint = True
@@ -214,7 +225,8 @@ class Dashboard:
 def once(settings, ui: Ui, width: int | None, height: int | None) -> int:
     """Fetch every REST snapshot once and print one screen (no bus, no keys): for scripts."""
     from rich.console import Console
-    state = DashState(symbol=settings.general.symbol, required=tuple(settings.ipc.health_required))
+    state = DashState(symbol=settings.general.symbol, required=tuple(settings.ipc.health_required),
+                      followed=followed(settings))
     base = f"http://{settings.general.http_host}:{settings.general.http_port}"
     with httpx.Client(base_url=base, timeout=REST_TIMEOUT_SEC) as client:
         for path in state.rest_due(time.time_ns()):

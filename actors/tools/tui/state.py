@@ -1,9 +1,16 @@
 """The terminal dashboard's data model (`python run.py tui`): pure, no I/O, no clock.
 
 `DashState` is fed REST snapshots (`apply_rest`: GET /state and /latest/*) for the first screen and
-bus messages (`apply_bus`: `features.<SYMBOL>`, `edge.<SYMBOL>`, `bar.*`, `state`,
-`tick.poly.market`, `tick.poly.book.*`, `tick.chainlink.price.*`), and answers the view's
-questions as rows of `Val`s. Every method that needs the time takes `now_ns` (epoch ns).
+bus messages (`apply_bus`: `features.<SYMBOL>`, `edge.<SYMBOL>.<series>`, `bar.*`, `state`,
+`tick.poly.market.<series>`, `tick.poly.book.<series>.<UP|DOWN>`, `tick.chainlink.price.*`), and
+answers the view's questions as rows of `Val`s. Every method that needs the time takes `now_ns`
+(epoch ns).
+
+Every up/down series is its own row set (`series_keys`, `series_info`): its window, time left,
+price to beat with its source (the venue's number or compute's estimate by the market's rule),
+fair value, books, per-side edge in probability points and return on cost, the decision with its
+vetoes and the ages of the decision's inputs. Topics are recognised by ipc.names
+(`parse_edge_topic`, `parse_poly_topic`, `POLY_MARKET_PREFIX`), never split by hand.
 
 Invariants:
 - never a made-up number: a value the payloads do not give is `Val(None, reason)`, with the
@@ -13,6 +20,9 @@ Invariants:
   overwrites `ts_ns`, so the comparison holds under replay too): a slow REST answer never rolls
   back a newer bus message;
 - closed bars are kept per (venue, tf) in start order, without duplicates, at most KEEP_BARS;
+- a series' window is replaced only by a window that starts no earlier; a market document of an
+  older window (its resolution) is kept among that series' `resolved`; a book tick of another
+  window than the series' current one (the feed also follows the next window) is not shown;
 - loss on the bus is the Subscriber's seq bookkeeping (`lost`, `restarted`), counted per topic;
 - actor heartbeats come from GET /state, polled every STATE_POLL_NS: the bus's `state` topic also
   carries each actor's health in short (pid, heartbeat age, alive), but only as often as compute
@@ -27,12 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipc import names
-from ipc.names import BAR_TFS, BINANCE_VENUES as VENUES
+from ipc.names import BINANCE_VENUES as VENUES
 
 MS_NS = 1_000_000
 SEC_NS = 1_000_000_000
 KEEP_BARS = 120
 KEEP_EVENTS = 50
+KEEP_RESOLVED = 5                        # resolved windows kept per series
 SIDES = names.POLY_TOKENS
 PRIMARY_VENUE = names.FUTURES            # compute's primary venue: VWAP, volatility, impulse shown
 STATE_POLL_NS = 1 * SEC_NS               # heartbeats are not on the bus: poll /state this often
@@ -98,9 +109,13 @@ class RestStat:
 class DashState:
     symbol: str = "BTCUSDT"
     required: tuple[str, ...] = ()
+    followed: tuple[str, ...] = ()         # the series the system follows (shown even before data)
     features: dict | None = None
-    edge: dict | None = None
-    poly: dict | None = None               # /latest/polymarket, window and books patched by ticks
+    edges: dict[str, dict] = field(default_factory=dict)     # series -> its newest edge document
+    # series -> {"window", "next", "books", "resolved", "ts_ns"}: /latest/polymarket's entry of the
+    # series, its window replaced by tick.poly.market.<series> and its books patched by book ticks
+    markets: dict[str, dict] = field(default_factory=dict)
+    poly_disabled: str | None = None       # /latest/polymarket's `disabled` (why the side is off)
     quality: dict | None = None
     actors: dict | None = None             # /state "actors" as fetched
     actors_fetched_ns: int = 0
@@ -117,8 +132,9 @@ class DashState:
     bus_last_ns: int = 0
     bad_payloads: int = 0
     events: deque = field(default_factory=lambda: deque(maxlen=KEEP_EVENTS))
-    last_decision: tuple[int, str, str | None] | None = None   # (ts_ns, decision, reason), not NONE
-    _decision_key: str | None = None
+    # series -> (ts_ns, decision, reason) of its last decision other than NONE
+    last_decision: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
+    _decision_key: dict[str, str | None] = field(default_factory=dict)
 
     # --- input: REST ------------------------------------------------------------------------
     def rest_due(self, now_ns: int) -> list[str]:
@@ -173,7 +189,13 @@ class DashState:
             elif path == "/latest/features":
                 self._set_features(doc, now_ns)
             elif path == "/latest/edge":
-                self._set_edge(doc, now_ns)
+                if "disabled" in doc:
+                    self.poly_disabled = doc.get("disabled")
+                if isinstance(doc.get("series"), dict):          # the block: every series
+                    for series, e in doc["series"].items():
+                        self._set_edge(series, e, now_ns)
+                elif doc.get("series") in names.POLY_SERIES:       # ?series=: one document
+                    self._set_edge(doc["series"], doc, now_ns)
             elif path == "/latest/bars":
                 for venue, tfs in (doc.get("venues") or {}).items():
                     for tf, b in (tfs or {}).items():
@@ -181,8 +203,11 @@ class DashState:
                         for bar in b.get("closed") or ():
                             self._add_closed_bar(venue, tf, bar)
             elif path == "/latest/polymarket":
-                if _newer(doc, self.poly):
-                    self.poly = doc
+                self.poly_disabled = doc.get("disabled")
+                entries = doc.get("series")
+                if isinstance(entries, dict):
+                    for series, entry in entries.items():
+                        self._set_poly_entry(series, entry, doc.get("ts_ns"), now_ns)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._bad(now_ns, path, exc)
 
@@ -208,8 +233,9 @@ class DashState:
         try:
             if topic == names.features_topic(self.symbol):
                 self._set_features(msg, now_ns)
-            elif topic == names.edge_topic(self.symbol):
-                self._set_edge(msg, now_ns)
+            elif (e := names.parse_edge_topic(topic)) is not None:
+                if e[0] == self.symbol:
+                    self._set_edge(e[1], msg, now_ns)
             elif (bar := names.parse_bar_topic(topic)) and bar[2] == self.symbol:
                 tf, venue, _ = bar
                 self._add_closed_bar(venue, tf, msg)
@@ -219,13 +245,15 @@ class DashState:
                 elif msg.get("event"):
                     self.event(now_ns, f"compute: {msg['event']}"
                                + (f" at {_hms(msg['anchor_ns'])}" if msg.get("anchor_ns") else ""))
-            elif topic == names.POLY_MARKET_TOPIC:
-                old = get(self.poly, "window", "slug")
-                self.poly = dict(self.poly or {}, window=msg)
-                if msg.get("slug") != old:
-                    self.event(now_ns, f"window → {msg.get('slug')}")
-            elif topic.startswith(names.POLY_BOOK_TOPIC_PREFIX):
-                self._set_poly_book(names.poly_book_token(topic), msg)
+            elif topic.startswith(names.POLY_MARKET_PREFIX):
+                series = topic[len(names.POLY_MARKET_PREFIX):]
+                if series not in names.POLY_SERIES:
+                    raise ValueError(f"not a series: {series!r}")
+                self._set_market(series, msg, now_ns)
+            elif (p := names.parse_poly_topic(topic)) is not None:
+                kind, series, side = p
+                if kind == "book":
+                    self._set_poly_book(series, side, msg)
             elif topic.startswith(names.CHAINLINK_TOPIC_PREFIX):
                 if msg.get("price") is not None and not msg.get("gap"):
                     ts = int(msg["ts_event_ns"])
@@ -261,32 +289,76 @@ class DashState:
         if isinstance(doc.get("quality"), dict):
             self._set_quality({**doc["quality"], "ts_ns": doc.get("ts_ns")}, now_ns)
 
-    def _set_edge(self, doc: dict, now_ns: int) -> None:
-        if not _newer(doc, self.edge):
+    def _set_edge(self, series: str, doc: dict, now_ns: int) -> None:
+        if series not in names.POLY_SERIES or not isinstance(doc, dict):
+            raise ValueError(f"an edge document of {series!r}")
+        if not _newer(doc, self.edges.get(series)):
             return
-        self.edge = doc
+        self.edges[series] = doc
         e = doc.get("edge") or {}
         key = e.get("decision")        # (the vetoes churn every few ticks: only a new decision is news)
-        if key != self._decision_key:
-            self._decision_key = key
+        if key != self._decision_key.get(series):
+            self._decision_key[series] = key
             if e.get("decision") not in (None, "NONE"):
-                self.last_decision = (doc.get("ts_ns") or now_ns, e["decision"], e.get("reason"))
-                self.event(now_ns, f"decision {e['decision']}: {e.get('reason')}", "ok")
+                self.last_decision[series] = (doc.get("ts_ns") or now_ns, e["decision"], e.get("reason"))
+                self.event(now_ns, f"{series} decision {e['decision']}: {e.get('reason')}", "ok")
         acc = doc.get("accumulate") or {}
         if acc.get("action") == "SLICE":
-            self.event(now_ns, f"accumulate: slice {acc.get('side')} {acc.get('slice_usd')} USD", "ok")
+            self.event(now_ns, f"{series} accumulate: slice {acc.get('side')} {acc.get('slice_usd')} USD", "ok")
 
-    def _set_poly_book(self, side: str, rec: dict) -> None:
-        """A book tick of the current window (feed_poly only publishes those) over the snapshot."""
-        books = dict(get(self.poly, "books") or {})
+    def _entry(self, series: str) -> dict:
+        m = self.markets.get(series)
+        if m is None:
+            m = self.markets[series] = {"window": None, "next": None, "books": {}, "resolved": [], "ts_ns": None}
+        return m
+
+    def _set_poly_entry(self, series: str, entry: dict, ts_ns, now_ns: int) -> None:
+        """One series of a /latest/polymarket snapshot; an older snapshot never rolls back a newer one."""
+        if series not in names.POLY_SERIES or not isinstance(entry, dict):
+            raise ValueError(f"a polymarket entry of {series!r}")
+        held = self.markets.get(series)
+        if held is not None and not _newer({"ts_ns": ts_ns}, held):
+            return
+        old = get(held, "window", "slug")
+        self.markets[series] = {"window": entry.get("window"), "next": entry.get("next"),
+                                "books": dict(entry.get("books") or {}),
+                                "resolved": list(entry.get("resolved") or ())[-KEEP_RESOLVED:], "ts_ns": ts_ns}
+        new = get(entry, "window", "slug")
+        if held is not None and new != old:
+            self.event(now_ns, f"{series} window → {new}")
+
+    def _set_market(self, series: str, msg: dict, now_ns: int) -> None:
+        """tick.poly.market.<series>: the series' new window, or the resolution of a window."""
+        m = self._entry(series)
+        cur = m["window"]
+        res = msg.get("resolution")
+        if res:
+            self.event(now_ns, f"{series} {msg.get('slug')} resolved {get(res, 'winner')} "
+                               f"({get(res, 'source')})", "ok")
+        if cur is None or msg.get("slug") == cur.get("slug") or \
+                (msg.get("window_start_ns") or 0) > (cur.get("window_start_ns") or 0):
+            if cur is not None and msg.get("slug") != cur.get("slug"):
+                m["books"] = {}                   # the old window's books say nothing of this one
+            m["window"] = msg
+            if msg.get("slug") != (cur or {}).get("slug"):
+                self.event(now_ns, f"{series} window → {msg.get('slug')}")
+        if res:
+            m["resolved"] = [r for r in m["resolved"] if r.get("slug") != msg.get("slug")][-(KEEP_RESOLVED - 1):] + [msg]
+
+    def _set_poly_book(self, series: str, side: str, rec: dict) -> None:
+        """A book tick over the snapshot, if it is of the series' current window."""
+        m = self._entry(series)
+        ws = rec.get("window_start_ns")
+        cur = get(m, "window", "window_start_ns")
+        if ws is not None and cur is not None and ws != cur:
+            return                                   # the next window's book (the feed follows both)
         bid, ask = rec.get("best_bid"), rec.get("best_ask")
         valid = bid is not None and ask is not None and bid == bid and ask == ask   # NaN: side empty
-        books[side] = dict(books.get(side) or {}, best_bid=bid if bid == bid else None,
-                           best_ask=ask if ask == ask else None,
-                           mid=(bid + ask) / 2 if valid else None,
-                           last_trade=rec.get("last_trade"), ts_recv_ns=rec.get("ts_recv_ns"),
-                           age_s=None, valid=valid)
-        self.poly = dict(self.poly or {}, books=books)
+        m["books"][side] = dict(m["books"].get(side) or {}, best_bid=bid if bid == bid else None,
+                                best_ask=ask if ask == ask else None,
+                                mid=(bid + ask) / 2 if valid else None,
+                                last_trade=rec.get("last_trade"), ts_recv_ns=rec.get("ts_recv_ns"),
+                                age_s=None, valid=valid)
 
     def _bars(self, venue: str, tf: str) -> dict:
         b = self.bars.get((venue, tf))
@@ -369,24 +441,17 @@ class DashState:
         rows.append(("mark", val(basis, "mark", why, get(basis, "mark_age_ms"))))
         rows.append(("index", val(basis, "index", why, get(basis, "mark_age_ms"))))
         rows.append(("chainlink", self.chainlink_val(now_ns)))
-        w = get(self.poly, "window")
-        if w is None:
-            rows.append(("price to beat", Val(None, self._why("/latest/polymarket", "window"))))
-        else:
-            ptb = w.get("price_to_beat")
-            src = w.get("price_to_beat_source")
-            rows.append(("price to beat", Val(ptb, note=src) if ptb is not None else
-                         Val(None, src or "not known yet")))
         return rows
 
     def chainlink_val(self, now_ns: int) -> Val:
-        """The newest Chainlink observation: the bus tick's or the edge doc's, by observation time.
-        Ages come from the data's own stamps (plus wall time since receipt), never from comparing
-        the wall clock with a data time, so they are right under replay too."""
+        """The newest Chainlink observation: the bus tick's or an edge doc's input, by observation
+        time. Ages come from the data's own stamps (plus wall time since receipt), never from
+        comparing the wall clock with a data time, so they are right under replay too."""
         best = None
-        f = get(self.edge, "fair")
-        if f and f.get("chainlink") is not None and f.get("chainlink_ts_ns"):
-            best = (f["chainlink_ts_ns"], Val(f["chainlink"], None, f.get("chainlink_age_ms")))
+        for doc in self.edges.values():
+            c = get(doc, "inputs", "chainlink")
+            if c and c.get("price") is not None and c.get("obs_ns") and (best is None or c["obs_ns"] > best[0]):
+                best = (c["obs_ns"], Val(c["price"], None, c.get("age_ms")))
         if self.chainlink is not None and (best is None or self.chainlink[0] > best[0]):
             ts, px, lag_ms, recv_ns = self.chainlink
             best = (ts, Val(px, None, lag_ms + max(0, now_ns - recv_ns) / MS_NS))
@@ -414,62 +479,105 @@ class DashState:
                  ("bias", val(get(self.features, "bias"), "score", why), "z")]
         return rows
 
-    def window_info(self, now_ns: int) -> dict:
-        w = get(self.poly, "window")
-        out = {"slug": Val(None, self._why("/latest/polymarket", "window")), "time_left_s": Val(None),
-               "price_to_beat_source": None}
-        if w is not None:
-            out["slug"] = Val(w.get("slug"))
-            left = get(self.edge, "edge", "time_left_s")
-            end = w.get("window_end_ns")
-            if left is not None and get(self.edge, "window") == w.get("slug"):
-                out["time_left_s"] = Val(max(0.0, left))     # compute's, on the data clock
-            elif end:
-                out["time_left_s"] = Val(max(0.0, (end - now_ns) / SEC_NS))
-            else:
-                out["time_left_s"] = Val(None, "no window end")
-            out["price_to_beat_source"] = w.get("price_to_beat_source")
+    # --- the up/down series -------------------------------------------------------------------
+    def series_keys(self) -> list[str]:
+        """Every series to show: the followed ones and any the payloads carry, in POLY_SERIES order."""
+        have = {*self.followed, *self.edges, *self.markets}
+        return [s for s in names.POLY_SERIES if s in have]
+
+    def _series_why(self, path: str, what: str) -> str:
+        if self.poly_disabled:
+            return f"Polymarket off: {self.poly_disabled}"
+        return self._why(path, what)
+
+    def series_info(self, series: str, now_ns: int) -> dict:
+        """One series: window, time left, price to beat (note: its source), fair, per side (bid,
+        ask, fair, edge in probability points, return on cost, book age, vetoes), the decision
+        with its reason and global vetoes, the accumulator, and the input ages."""
+        m = self.markets.get(series) or {}
+        w = m.get("window")
+        doc = self.edges.get(series)
+        why_w = self._series_why("/latest/polymarket", "window")
+        why_e = self._series_why("/latest/edge", "edge")
+        slug = (w or {}).get("slug") or get(doc, "window")
+        # the edge document is about this window (the market topic may already name the next one)
+        cur = doc if doc is not None and (w is None or get(doc, "window") == w.get("slug")) else None
+        out: dict = {"series": series, "slug": Val(slug, None if slug else why_w)}
+        start = (w or {}).get("window_start_ns") or get(cur, "window_start_ns")
+        end = (w or {}).get("window_end_ns") or get(cur, "window_end_ns")
+        out["span"] = (start, end) if is_number(start) and is_number(end) else None
+        # time left: compute's, on the data clock; else from the window end
+        left = get(cur, "edge", "time_left_s")
+        if left is None and cur is not None and get(cur, "window_end_ns") and cur.get("ts_ns"):
+            left = (cur["window_end_ns"] - cur["ts_ns"]) / SEC_NS
+        if left is None and end:
+            left = (end - now_ns) / SEC_NS
+        out["time_left_s"] = Val(max(0.0, left)) if left is not None else Val(None, why_w if w is None else "no window end")
+        out["price_to_beat"] = self._ptb(cur, w, why_e)
+        rule = get(cur, "rule") or (w or {}).get("rule") or {}
+        out["rule"] = rule.get("method") if isinstance(rule, dict) else None
+        fair = get(cur, "fair")
+        out["fair"] = (Val(None, why_e) if fair is None else
+                       Val(fair.get("fast"), None if fair.get("fast") is not None else fair.get("reason")))
+        out["sides"] = [self._side(series, side, m, cur, why_e) for side in SIDES]
+        e = get(cur, "edge")
+        if e is None:
+            out.update(decision=Val(None, why_e), reason=None, vetoes=[], accumulate=None)
+        else:
+            out.update(decision=Val(e.get("decision")), reason=e.get("reason"),
+                       vetoes=[f"{v['code']}: {v.get('reason')}" for v in e.get("vetoes") or ()
+                               if isinstance(v, dict) and v.get("side") is None],
+                       accumulate=get(cur, "accumulate"))
+        inputs = get(cur, "inputs") or {}
+        out["ages"] = {k: (Val(get(inputs, k, "age_ms"), None) if get(inputs, k, "age_ms") is not None
+                           else Val(None, get(inputs, k, "reason") or ("no input" if cur else why_e)))
+                       for k in ("binance", "chainlink")}
+        if get(inputs, "candle") is not None:
+            out["ages"]["candle"] = Val(get(inputs, "candle", "age_ms"))
+        out["last"] = self.last_decision.get(series)
         return out
 
-    def poly_rows(self) -> list[dict]:
-        """Per side: fair (fast, smooth), market bid/ask/mid, edge bps and that side's vetoes."""
-        fair = get(self.edge, "fair")
-        why_edge = self._why("/latest/edge", "edge")
-        rows = []
-        for side in SIDES:
-            if fair is None:
-                fast = smooth = Val(None, why_edge)
-            else:
-                fast, smooth = (Val(None if fair.get(k) is None else
-                                    (fair[k] if side == "UP" else 1.0 - fair[k]),
-                                    fair.get("reason") if fair.get(k) is None else None)
-                                for k in ("fast", "smooth"))
-            book = get(self.poly, "books", side)
-            bwhy = self._why("/latest/polymarket", "book") if book is None else (
-                "book not valid" if not book.get("valid") else None)
-            e = get(self.edge, "edge", "sides", side)
-            if e is None:
-                edge = Val(None, why_edge)
-            else:
-                edge = Val(e.get("edge_bps"), None if e.get("edge_bps") is not None else
-                           e.get("reason") or ", ".join(v["code"] for v in e.get("vetoes") or ()) or None)
-            rows.append({"side": side, "fair": fast, "fair_smooth": smooth,
-                         "bid": val(book, "best_bid", bwhy) if bwhy is None else Val(None, bwhy),
-                         "ask": val(book, "best_ask", bwhy) if bwhy is None else Val(None, bwhy),
-                         "mid": val(book, "mid", bwhy) if bwhy is None else Val(None, bwhy),
-                         "edge_bps": edge,
-                         "vetoes": [v["code"] for v in (e or {}).get("vetoes") or ()]})
-        return rows
+    def _ptb(self, cur: dict | None, w: dict | None, why: str) -> Val:
+        """compute's price to beat (the venue's or its estimate), else the market doc's (the venue's)."""
+        p = get(cur, "price_to_beat")
+        if isinstance(p, dict) and p.get("price") is not None:
+            return Val(p["price"], note=p.get("source"))
+        if w is not None and w.get("price_to_beat") is not None:
+            return Val(w["price_to_beat"], note="venue")
+        if isinstance(p, dict):
+            return Val(None, f"not known yet ({p.get('method') or '?'}: {p.get('status') or 'pending'})")
+        return Val(None, why if w is None else "not known yet")
 
-    def decision(self) -> dict:
-        e = get(self.edge, "edge")
+    def _side(self, series: str, side: str, m: dict, cur: dict | None, why_e: str) -> dict:
+        e = get(cur, "edge", "sides", side)
+        book = get(m, "books", side)
+        inp = get(cur, "inputs", "books", side)
+        why_b = self._series_why("/latest/polymarket", "book")
+        if book is not None:               # the feed's book (a tick is fresher than the edge doc)
+            bwhy = None if book.get("valid") else "book not valid"
+            bid, ask = (Val(book.get(k), bwhy) if bwhy is None else Val(None, bwhy) for k in ("best_bid", "best_ask"))
+        elif inp is not None:              # the book the decision used
+            bid, ask = (Val(inp.get(k), None if inp.get(k) is not None else inp.get("reason"))
+                        for k in ("best_bid", "best_ask"))
+        else:
+            bid = ask = Val(None, why_b)
         if e is None:
-            return {"decision": Val(None, self._why("/latest/edge", "edge")), "reason": None,
-                    "vetoes": [], "accumulate": None, "last": self.last_decision}
-        return {"decision": Val(e.get("decision")), "reason": e.get("reason"),
-                "vetoes": [f"{v['code']}: {v.get('reason')}" for v in e.get("vetoes") or ()
-                           if v.get("side") is None],
-                "accumulate": get(self.edge, "accumulate"), "last": self.last_decision}
+            fair = edge_pts = roc = Val(None, why_e)
+            vetoes: list[str] = []
+        else:
+            vetoes = [v["code"] for v in e.get("vetoes") or () if isinstance(v, dict)]
+            why = e.get("reason") or ", ".join(vetoes) or None
+            fair = Val(e.get("fair"), None if e.get("fair") is not None else why)
+            pts = e.get("edge")
+            edge_pts = Val(pts * 100 if is_number(pts) else pts, None if pts is not None else why)
+            r = e.get("return_on_cost")
+            roc = Val(r, None if r is not None else why)
+        age = get(inp, "age_ms")
+        if age is None and e is not None:
+            age = e.get("age_ms")
+        return {"side": side, "bid": bid, "ask": ask, "fair": fair, "edge_pts": edge_pts, "roc": roc,
+                "book_age_ms": Val(age, None if age is not None else (get(inp, "reason") or "no book yet")),
+                "vetoes": vetoes}
 
     def actor_rows(self, now_ns: int) -> list[dict]:
         """One row per actor seen in /state (required ones too when never seen). Ages are the
@@ -518,6 +626,10 @@ class DashState:
             rows = []                        # the "current" one has closed meanwhile
         rows += closed[::-1]
         return rows[:n], None
+
+
+def is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _newer(doc: dict, held: dict | None) -> bool:

@@ -5,7 +5,10 @@ Invariants:
 - a missing value is "—" followed by its reason (dim) when there is one: never a number
   the state does not hold;
 - prices are shown with two decimals and thousands separators, rates in bps with a sign,
-  probabilities with three decimals, ages in ms / s / min;
+  probabilities with three decimals, edges in probability points with a sign and two decimals,
+  returns on cost in % with a sign, ages in ms / s / min;
+- the Polymarket panel has one block per followed series (window, UP, DOWN, decision with the
+  input ages), one line while a series has nothing yet; its columns line up across series;
 - every screen fits `height` rows: bar tables are cut to the rows that fit.
 """
 from __future__ import annotations
@@ -22,14 +25,14 @@ from rich.text import Text
 
 from ipc import names
 
-from actors.tools.tui.state import BAR_TFS, SEC_NS, VENUES, DashState, Val
+from actors.tools.tui.state import SEC_NS, VENUES, DashState, Val
 
 TITLE = "TDC dashboard"
 PANELS = ("overview", "bars", "health")
 DASH = "—"
 KEYS_HELP = "q quit · 1 overview · 2 bars · 3 health · tab next panel · v venue (bars)"
 LEVEL_STYLE = {"info": "", "ok": "green", "warn": "yellow", "bad": "bold red"}
-POLY_ROWS = 14                 # the fair/edge panel: 11 lines of content and its border
+POLY_ROWS = 12                 # the Polymarket panel's least height: two series, header, border
 MODE_STYLE = {"OK": "bold green", "DEGRADED": "bold yellow", "BAD": "bold red"}
 
 
@@ -95,6 +98,10 @@ def fmt_num(x: float, kind: str) -> str:
         return f"{x:+.2f}"
     if kind == "prob":
         return f"{x:.3f}"
+    if kind == "pts":                  # probability points: 0.0231 -> "+2.31"
+        return f"{x:+.2f}"
+    if kind == "roc":                  # return on cost, a fraction: 0.123 -> "+12.3%"
+        return f"{x * 100:+.1f}%"
     if kind == "sec":
         return fmt_age(x * 1e3)
     return str(x)
@@ -128,6 +135,12 @@ def fmt(v: Val, kind: str = "", style: str = "", reason: bool = True) -> Text:
 
 def _hms(ts_ns: int) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts_ns / SEC_NS))
+
+
+def _hm(start_ns: int, end_ns: int) -> str:
+    """A window's span, UTC: `17:00–17:15`; with the dates when it is a day or longer."""
+    form = "%H:%M" if end_ns - start_ns < 86400 * SEC_NS else "%m-%d %H:%M"
+    return "–".join(time.strftime(form, time.gmtime(t / SEC_NS)) for t in (start_ns, end_ns))
 
 
 def _kv_table(value_width: int = 10) -> Table:
@@ -225,53 +238,87 @@ def quality_panel(state: DashState) -> Panel:
     return Panel(Group(*lines), title="Quality", title_align="left", border_style="blue")
 
 
-def poly_panel(state: DashState, now_ns: int) -> Panel:
-    w = state.window_info(now_ns)
-    top = Text.assemble(("window ", "cyan"), fmt(w["slug"], style="bold"), ("  time left ", "cyan"),
-                        fmt(w["time_left_s"], "sec"))
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True, collapse_padding=True)
-    for name, width in (("side", 4), ("fair", 5), ("smooth", 6), ("bid", 5), ("ask", 5), ("mid", 5),
-                        ("edge bps", 8)):
-        t.add_column(name, justify="left" if name == "side" else "right", no_wrap=True, min_width=width)
+SIDE_COLUMNS = (("side", 4, "left"), ("bid", 5, "right"), ("ask", 5, "right"), ("fair", 5, "right"),
+                ("edge pt", 7, "right"), ("RoC", 7, "right"), ("book", 6, "right"))
+SOURCE_NOTE = {"venue": "venue", "estimate": "est."}
+
+
+def series_lines(state: DashState, series: str, now_ns: int, header: bool) -> list:
+    """One series: its window line, a row per side, and its decision with the input ages."""
+    info = state.series_info(series, now_ns)
+    if _empty(info):                       # followed, nothing known yet: one line saying why
+        return [Text.assemble((f"{series:<4}", "bold magenta"), fmt(info["slug"]), no_wrap=True, overflow="ellipsis")]
+    ptb = info["price_to_beat"]
+    # the slug last: hourly and daily slugs are long, the numbers must stay on a half screen
+    span = info["span"]
+    top = Text.assemble((f"{series:<4}", "bold magenta"),
+                        (f"{_hm(span[0], span[1])} " if span else "", "bold"), ("left ", "cyan"),
+                        fmt(info["time_left_s"], "sec", reason=False),
+                        ("  beat ", "cyan"), fmt(ptb, "price", "bold", reason=False))
+    if ptb.value is not None:
+        top.append(f" {SOURCE_NOTE.get(ptb.note, ptb.note or '?')}" + (f" {info['rule']}" if info["rule"] else ""),
+                   style="dim")
+    elif ptb.reason:
+        top.append(f" {ptb.reason}", style="dim italic")
+    top.append("  ")
+    top.append_text(fmt(info["slug"], style="bold"))
+    t = Table(box=box.SIMPLE_HEAD, show_header=header, show_edge=False, pad_edge=False,
+              expand=True, padding=(0, 1, 0, 0))
+    for name, width, justify in SIDE_COLUMNS:
+        t.add_column(name, justify=justify, no_wrap=True, width=width)
     t.add_column("vetoes", no_wrap=True, overflow="ellipsis", ratio=1)
-    why: dict[str, list[str]] = {}           # reason -> the cells it explains, shown under the table
-    for r in state.poly_rows():
-        cells = []
-        for key, kind, style in (("fair", "prob", "bold"), ("fair_smooth", "prob", ""), ("bid", "prob", ""),
-                                 ("ask", "prob", ""), ("mid", "prob", "bold"), ("edge_bps", "bps1", "bold")):
-            v = r[key]
-            if v.value is None and v.reason:
-                why.setdefault(v.reason, []).append(f"{r['side']} {key.replace('_bps', '').replace('_', ' ')}")
-            cells.append(fmt(v, kind, style, reason=False))
-        t.add_row(Text(r["side"], style="bold"), *cells, Text(", ".join(r["vetoes"]), style="yellow"))
-    d = state.decision()
-    dv = d["decision"]
-    dec = Text.assemble(("decision ", "cyan"),
-                        fmt(dv, style="bold green" if dv.value not in (None, "NONE") else "bold"))
-    lines = [top, t]
-    for reason, cells in why.items():
-        which = ", ".join(cells) if len(cells) < 4 else "all"
-        lines.append(Text(f"{DASH} {which}: {reason}", style="dim italic"))
-    lines.append(dec)
-    if d["reason"]:
-        lines.append(Text(f"  {d['reason']}", style="dim", overflow="fold"))   # may take two lines
-    for v in d["vetoes"]:
-        lines.append(Text(f"  veto {v}", style="yellow", no_wrap=True, overflow="ellipsis"))
-    acc = d["accumulate"]
-    if acc:
-        lines.append(Text.assemble(("accumulate ", "cyan"), (str(acc.get("action")), "bold"),
-                                   f"  {acc.get('side') or ''} {acc.get('reason') or ''}".rstrip(),
-                                   (f"  slices {acc.get('slices')} · {acc.get('usd')} USD"
-                                    if acc.get("slices") is not None else ""), ))
-    last = d["last"]
-    lines.append(Text.assemble(("last decision ", "cyan"),
-                               Text(f"{last[1]} at {_hms(last[0])} UTC  {last[2] or ''}", style="dim")
-                               if last else Text(f"{DASH} none since start", style="dim")))
+    for r in info["sides"]:
+        note = ", ".join(r["vetoes"]) or next((v.reason for v in (r["edge_pts"], r["ask"]) if v.value is None
+                                               and v.reason), "")
+        t.add_row(Text(r["side"], style="bold"), fmt(r["bid"], "prob", reason=False),
+                  fmt(r["ask"], "prob", "bold", reason=False), fmt(r["fair"], "prob", reason=False),
+                  fmt(r["edge_pts"], "pts", "bold", reason=False), fmt(r["roc"], "roc", reason=False),
+                  Text(fmt_age(r["book_age_ms"].value), style="dim") if r["book_age_ms"].value is not None
+                  else Text(DASH, style="dim"),
+                  Text(note, style="yellow" if r["vetoes"] else "dim italic"))
+    dv = info["decision"]
+    dec = Text.assemble(("    decision ", "cyan"),
+                        fmt(dv, style="bold green" if dv.value not in (None, "NONE") else "bold", reason=False))
+    if dv.value is None and dv.reason:
+        dec.append(f" {dv.reason}", style="dim italic")
+    for k, v in info["ages"].items():
+        dec.append(f"  {k} ", style="cyan")
+        dec.append(fmt_age(v.value) if v.value is not None else DASH, style="" if v.value is not None else "dim")
+    if info["reason"]:
+        dec.append(f"  {info['reason']}", style="dim")
+    acc = info["accumulate"]
+    lines = [top, t, dec]
+    if acc and acc.get("action") == "SLICE":
+        lines.append(Text(f"    accumulate SLICE {acc.get('side') or ''} · slices {acc.get('slices')} · "
+                          f"{acc.get('usd')} USD", style="green"))
     for ln in lines:
-        if isinstance(ln, Text) and ln.overflow != "fold":
+        if isinstance(ln, Text):
             ln.no_wrap, ln.overflow = True, "ellipsis"
-    return Panel(Group(*lines), title="Fair vs market · edge · decision", title_align="left",
-                 border_style="magenta")
+    return lines
+
+
+def _empty(info: dict) -> bool:
+    return info["slug"].value is None and info["decision"].value is None
+
+
+def series_rows(state: DashState, now_ns: int) -> int:
+    """The height of the Polymarket panel: 4 lines per series (window, UP, DOWN, decision), one
+    for a series with nothing yet, the column header and its rule, the border."""
+    return sum(1 if _empty(state.series_info(k, now_ns)) else 4 for k in state.series_keys()) + 2 + 2
+
+
+def poly_panel(state: DashState, now_ns: int) -> Panel:
+    keys = state.series_keys()
+    lines: list = []
+    header = True                  # the column header over the first series that has a table
+    for series in keys:
+        got = series_lines(state, series, now_ns, header=header)
+        header = header and len(got) == 1
+        lines += got
+    if not keys:
+        lines.append(fmt(Val(None, state._series_why("/latest/polymarket", "Polymarket series"))))
+    return Panel(Group(*lines), title="Polymarket · per series: edge in points, return on cost",
+                 title_align="left", border_style="magenta")
 
 
 def feeds_panel(state: DashState, now_ns: int, wide: bool = False) -> Panel:
@@ -315,14 +362,15 @@ def events_panel(state: DashState, rows: int) -> Panel:
 def overview(state: DashState, now_ns: int, height: int) -> Layout:
     n_flow = len(state.flow_rows())
     left = Layout(name="left", ratio=1)
-    left.split_column(Layout(guarded("Prices", prices_panel, state, now_ns), size=10),
+    left.split_column(Layout(guarded("Prices", prices_panel, state, now_ns), size=9),
                       Layout(guarded("Flow", flow_panel, state), size=n_flow + 2),
                       Layout(guarded("Quality", quality_panel, state)))
-    n_feeds = min(_n_actors(state), max(3, height - POLY_ROWS - 8))
+    poly_rows = min(max(series_rows(state, now_ns), 3), max(POLY_ROWS, height - 12))
+    n_feeds = min(_n_actors(state), max(3, height - poly_rows - 8))
     right = Layout(name="right", ratio=1)
-    right.split_column(Layout(guarded("Fair vs market", poly_panel, state, now_ns), size=POLY_ROWS),
+    right.split_column(Layout(guarded("Polymarket", poly_panel, state, now_ns), size=poly_rows),
                        Layout(guarded("Feed health", feeds_panel, state, now_ns), size=max(5, n_feeds + 4)),
-                       Layout(guarded("Events", events_panel, state, height - POLY_ROWS - n_feeds - 6)))
+                       Layout(guarded("Events", events_panel, state, height - poly_rows - n_feeds - 6)))
     body = Layout()
     body.split_row(left, right)
     return body
@@ -357,11 +405,11 @@ def bar_table(state: DashState, venue: str, tf: str, n: int):
 
 
 def bars_screen(state: DashState, ui: Ui, height: int) -> Layout:
-    per = max(4, height // len(BAR_TFS))
+    per = max(4, height // len(names.BAR_TFS))
     body = Layout()
     # per − 3: the title, the column header and its rule
     body.split_column(*[Layout(guarded(f"{tf} bars", bar_table, state, ui.venue, tf, per - 3), size=per)
-                        for tf in BAR_TFS])
+                        for tf in names.BAR_TFS])
     return body
 
 

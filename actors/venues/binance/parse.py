@@ -17,6 +17,16 @@ Invariants:
 - Prices and quantities are `float()` of Binance's decimal strings. A required key that is missing,
   or a value that does not parse, raises `FrameError`; nothing is defaulted silently except the
   fields documented as optional (mark `i`/`P`/`r` -> NaN, `T`/`E` -> 0, spot `pu` -> -1).
+- A value that parses but no venue sends raises `Rejected` (reason '<kind>:<field>', envelope):
+  a price outside (0, MAX_PRICE] (0, negative, NaN, inf, "1e400"), a quantity outside
+  (0, MAX_QTY] (trades, quotes, book snapshots) or [0, MAX_QTY] (a depth diff, where 0 removes a
+  level; kline volumes), a boolean (`m`, `x`) that is not a JSON boolean (`"false"` would flip
+  the side), a crossed quote or book snapshot (bid > ask; bid == ask passes: a locked book is not
+  impossible mid-match, though no capture shows one), a depth side that is not strictly monotonic,
+  a kline whose high/low do not bound its open/close or whose taker-buy volume exceeds its
+  volume, a mark with a funding rate outside [-1, 1]. Depth diffs are NOT checked for crossing:
+  a diff is a list of changed levels, not a book, and the captures show diffs whose best changed
+  bid is above their best changed ask (a removed level next to a new one).
 - Depth levels are best-first (bids descending, asks ascending) and hold at most `MAX_LEVELS` per
   side, zero-padded, with `n_bids`/`n_asks` levels used. Each side arrives monotonic but not always
   best-first (futures depth sends bids worst-first), so a side is reversed, never sorted. A diff with more
@@ -25,6 +35,14 @@ Invariants:
   partial depth carry no `e`. A raw (non-combined) frame is recognised by `e`, or by shape for the
   two spot events without one; a raw `depthUpdate` cannot say whether it is a partial book or a diff,
   so it decodes as a diff (flags 0).
+- `serverShutdown` (spot: "sent when the server is about to shutdown, resulting in
+  disconnection"; `{"e":"serverShutdown","E":<ms>}`, the shape NautilusTrader's
+  BinanceSpotServerShutdownMsg decodes) decodes to `Decoded("shutdown", stream, ())`, whether it
+  comes raw, inside a combined-stream envelope (whatever its `stream`), or in the WebSocket-API
+  form `{"event":{"e":"serverShutdown",...}}`: the feed shell starts a make-before-break rotation
+  of that connection (actors/feed/shell.py ROTATE_KINDS).
+- Klines decode the same on spot and futures (`<sym>@kline_<tf>`): spot klines are the candles
+  the hourly and daily up/down markets settle on.
 """
 from __future__ import annotations
 
@@ -36,14 +54,16 @@ import orjson
 from ipc.names import TIMEFRAME_SEC
 from ipc.schema import FLAG_SNAPSHOT, MAX_LEVELS
 
-from actors.venues.envelope import FIELD_ERRORS, Decoded, FrameError, fail, field_error
+from actors.venues.envelope import (FIELD_ERRORS, MAX_PRICE, MAX_QTY, BadValue, Decoded, FrameError,
+                                    fail, field_error)
 
 __all__ = [
-    "FrameError", "Decoded", "parse_frame", "stream_kind",
+    "FrameError", "Decoded", "parse_frame", "stream_kind", "check_kline",
     "FUTURES_MARKET_ROUTE", "FUTURES_PUBLIC_ROUTE", "SPOT_ROUTE",
     "futures_route", "combined_url", "subscribe_msg", "unsubscribe_msg",
 ]
 
+SHUTDOWN_EVENT = "serverShutdown"
 FUTURES_MARKET_ROUTE = "/market/stream"
 FUTURES_PUBLIC_ROUTE = "/public/stream"
 SPOT_ROUTE = "/stream"
@@ -51,48 +71,88 @@ SPOT_ROUTE = "/stream"
 _MS = 1_000_000
 _NAN = float("nan")
 _ZEROS = (0.0,) * MAX_LEVELS
+# a kline's quote volume is price times volume: its bound is theirs
+_MAX_NOTIONAL = MAX_PRICE * MAX_QTY
+# the first bid of a strictly descending side may be MAX_PRICE itself
+_ABOVE_MAX_PRICE = MAX_PRICE * 2.0
+# the smallest float above 0: the lower bound of a value that must be positive (a book level's
+# quantity, an optional price that was sent)
+_MIN_POSITIVE = 5e-324
 # ---------------------------------------------------------------------------------------------
 # typed decoders: data dict -> record tuple (field order of ipc.schema.DTYPES[kind])
 # ---------------------------------------------------------------------------------------------
 
+def _trade_values(d: dict) -> tuple[float, float, int]:
+    """(price, qty, side) of a trade; BadValue when one is insane."""
+    p = float(d["p"])
+    q = float(d["q"])
+    # the chained comparisons are False for NaN, so they reject it too
+    if not 0.0 < p <= MAX_PRICE:
+        raise BadValue("price", d["p"])
+    if not 0.0 < q <= MAX_QTY:
+        raise BadValue("qty", d["q"])
+    m = d["m"]
+    # m: the buyer is the maker, so the aggressor sold. Only a JSON boolean: "false" is truthy.
+    if m is True:
+        return p, q, -1
+    if m is False:
+        return p, q, 1
+    raise BadValue("m", m)
+
+
 def _trade_agg(d: dict, ts_recv_ns: int) -> tuple:
-    return (
-        int(d["T"]) * _MS, ts_recv_ns, 0,
-        int(d["a"]), int(d["f"]), int(d["l"]),
-        float(d["p"]), float(d["q"]),
-        # m: the buyer is the maker, so the aggressor sold.
-        -1 if d["m"] else 1,
-    )
+    p, q, side = _trade_values(d)
+    return (int(d["T"]) * _MS, ts_recv_ns, 0, int(d["a"]), int(d["f"]), int(d["l"]), p, q, side)
 
 
 def _trade_plain(d: dict, ts_recv_ns: int) -> tuple:
     t = int(d["t"])
+    p, q, side = _trade_values(d)
     # A plain trade is one fill: it is its own first and last id, so id continuity checks work
     # the same way on both trade streams.
-    return (int(d["T"]) * _MS, ts_recv_ns, 0, t, t, t, float(d["p"]), float(d["q"]), -1 if d["m"] else 1)
+    return (int(d["T"]) * _MS, ts_recv_ns, 0, t, t, t, p, q, side)
 
 
 def _quote(d: dict, ts_recv_ns: int) -> tuple:
     # Futures send T (match time) and E; spot sends neither.
     t = d.get("T") or d.get("E") or 0
-    return (
-        int(t) * _MS, ts_recv_ns, 0,
-        int(d["u"]), float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"]),
-    )
+    b, bq, a, aq = float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"])
+    if not 0.0 < b <= MAX_PRICE:
+        raise BadValue("bid", d["b"])
+    if not 0.0 < a <= MAX_PRICE:
+        raise BadValue("ask", d["a"])
+    if not 0.0 < bq <= MAX_QTY:
+        raise BadValue("bid_qty", d["B"])
+    if not 0.0 < aq <= MAX_QTY:
+        raise BadValue("ask_qty", d["A"])
+    if b > a:
+        raise BadValue("crossed", (d["b"], d["a"]))
+    return (int(t) * _MS, ts_recv_ns, 0, int(d["u"]), b, bq, a, aq)
 
 
-def _opt_float(v: object) -> float:
+def _opt_float(d: dict, key: str, field: str, lo: float, hi: float) -> float:
     # The index, the settlement estimate and funding may come absent or as "": NaN says "not
-    # given", where 0 would read as a real price or rate.
+    # given", where 0 would read as a real price or rate. A value sent must lie in [lo, hi]
+    # ("NaN" sent is insane, not "not given").
+    v = d.get(key)
     if v is None or v == "":
         return _NAN
-    return float(v)
+    x = float(v)
+    if not lo <= x <= hi:
+        raise BadValue(field, v)
+    return x
 
 
 def _mark(d: dict, ts_recv_ns: int) -> tuple:
+    p = float(d["p"])
+    if not 0.0 < p <= MAX_PRICE:
+        raise BadValue("price", d["p"])
     return (
         int(d["E"]) * _MS, ts_recv_ns, 0,
-        float(d["p"]), _opt_float(d.get("i")), _opt_float(d.get("P")), _opt_float(d.get("r")),
+        p, _opt_float(d, "i", "index", _MIN_POSITIVE, MAX_PRICE),
+        _opt_float(d, "P", "est_settle", _MIN_POSITIVE, MAX_PRICE),
+        # funding is a small signed rate (capped near +-3 % by the venue): a unit bound is generous
+        _opt_float(d, "r", "funding_rate", -1.0, 1.0),
         int(d.get("T") or 0) * _MS,
     )
 
@@ -106,14 +166,31 @@ def _liquidation(d: dict, ts_recv_ns: int) -> tuple:
         side = -1
     else:
         raise ValueError(f"order side {s!r}")
-    return (
-        int(d["E"]) * _MS, ts_recv_ns, 0,
-        int(o["T"]) * _MS, float(o["p"]), float(o["ap"]), float(o["q"]), float(o["z"]), side,
-    )
+    p, ap, q, z = float(o["p"]), float(o["ap"]), float(o["q"]), float(o["z"])
+    if not 0.0 < p <= MAX_PRICE:
+        raise BadValue("price", o["p"])
+    if not 0.0 <= ap <= MAX_PRICE:          # 0: nothing filled yet
+        raise BadValue("avg_price", o["ap"])
+    if not 0.0 < q <= MAX_QTY:
+        raise BadValue("qty", o["q"])
+    if not 0.0 <= z <= MAX_QTY:
+        raise BadValue("filled_qty", o["z"])
+    return (int(d["E"]) * _MS, ts_recv_ns, 0, int(o["T"]) * _MS, p, ap, q, z, side)
 
 
-def _levels(levels: list, bids: bool) -> tuple[int, list, list]:
-    """(n, prices, qtys) of up to MAX_LEVELS levels best-first, both lists padded to MAX_LEVELS."""
+def _bad_level(px: list[float]) -> None:
+    """Raise the BadValue of a side that failed the check: an insane price if it holds one (which
+    may also have misled the worst-first test), else the order of its levels."""
+    for x in px:
+        if not 0.0 < x <= MAX_PRICE:
+            raise BadValue("price", x)
+    raise BadValue("level_order", px[:3])
+
+
+def _levels(levels: list, bids: bool, min_qty: float) -> tuple[int, list, list]:
+    """(n, prices, qtys) of up to MAX_LEVELS levels best-first, both lists padded to MAX_LEVELS.
+    BadValue unless prices lie in (0, MAX_PRICE], strictly monotonic best-first, and quantities
+    in [min_qty, MAX_QTY] (min_qty 0 admits the removals of a diff; a book's levels are > 0)."""
     if type(levels) is not list:
         raise TypeError(f"depth side is {type(levels).__name__}, not a list of levels")
     n = len(levels)
@@ -130,6 +207,26 @@ def _levels(levels: list, bids: bool) -> tuple[int, list, list]:
     k = len(sel)
     px = [float(lv[0]) for lv in sel]
     qty = [float(lv[1]) for lv in sel]
+    if bids:
+        prev = _ABOVE_MAX_PRICE
+        for x in px:
+            if not 0.0 < x < prev:
+                _bad_level(px)
+            prev = x
+    else:
+        prev = 0.0
+        for x in px:
+            if not prev < x <= MAX_PRICE:
+                _bad_level(px)
+            prev = x
+    if min_qty > 0.0:
+        for x in qty:
+            if not 0.0 < x <= MAX_QTY:
+                raise BadValue("qty", x)
+    else:
+        for x in qty:
+            if not 0.0 <= x <= MAX_QTY:
+                raise BadValue("qty", x)
     if k < MAX_LEVELS:
         px.extend(_ZEROS[k:])
         qty.extend(_ZEROS[k:])
@@ -138,8 +235,12 @@ def _levels(levels: list, bids: bool) -> tuple[int, list, list]:
 
 def _depth_record(ts_event_ns: int, ts_recv_ns: int, flags: int, u: int, first: int, prev: int,
                   bids: list, asks: list) -> tuple:
-    nb, bpx, bqty = _levels(bids, True)
-    na, apx, aqty = _levels(asks, False)
+    book = flags & FLAG_SNAPSHOT
+    min_qty = _MIN_POSITIVE if book else 0.0
+    nb, bpx, bqty = _levels(bids, True, min_qty)
+    na, apx, aqty = _levels(asks, False, min_qty)
+    if book and nb and na and bpx[0] > apx[0]:
+        raise BadValue("crossed", (bpx[0], apx[0]))
     return (ts_event_ns, ts_recv_ns, flags, u, first, prev, nb, na, bpx, bqty, apx, aqty)
 
 
@@ -168,6 +269,25 @@ def _depth_diff(d: dict, ts_recv_ns: int) -> tuple:
     return _depth_update_form(d, ts_recv_ns, 0)
 
 
+def check_kline(o: float, h: float, lo: float, c: float, v: float, qv: float, bv: float, n: int) -> None:
+    """BadValue unless a kline's values are sane: prices in (0, MAX_PRICE] with the high and low
+    bounding the open and close, volumes in [0, MAX_QTY] (quote volume: [0, MAX_PRICE·MAX_QTY]),
+    taker-buy volume at most the volume, trades >= 0. Shared by the stream and REST klines."""
+    for x in (o, h, lo, c):
+        if not 0.0 < x <= MAX_PRICE:
+            raise BadValue("price", x)
+    if not lo <= min(o, c) <= max(o, c) <= h:
+        raise BadValue("ohlc", (o, h, lo, c))
+    if not 0.0 <= v <= MAX_QTY:
+        raise BadValue("volume", v)
+    if not 0.0 <= qv <= _MAX_NOTIONAL:
+        raise BadValue("quote_volume", qv)
+    if not 0.0 <= bv <= v:
+        raise BadValue("taker_buy_volume", bv)
+    if n < 0:
+        raise BadValue("trades", n)
+
+
 def _kline(d: dict, ts_recv_ns: int) -> tuple:
     k = d["k"]
     t = int(k["t"])
@@ -178,11 +298,16 @@ def _kline(d: dict, ts_recv_ns: int) -> tuple:
         tf = (t_close - t + 1) // 1000
         if tf <= 0:
             raise ValueError(f"kline interval {k['i']!r} spans {t}..{t_close}")
+    o, h, lo, c = float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"])
+    v, qv, bv = float(k["v"]), float(k["q"]), float(k["V"])
+    n = int(k["n"])
+    check_kline(o, h, lo, c, v, qv, bv, n)
+    x = k["x"]
+    if x is not True and x is not False:
+        raise BadValue("closed", x)
     return (
         int(d["E"]) * _MS, ts_recv_ns, 0,
-        t * _MS, t_close * _MS, tf, 1 if k["x"] else 0,
-        float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
-        float(k["v"]), float(k["q"]), float(k["V"]), int(k["n"]),
+        t * _MS, t_close * _MS, tf, 1 if x else 0, o, h, lo, c, v, qv, bv, n,
     )
 
 
@@ -264,10 +389,15 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> Decoded:
         if entry is None:
             # Checked before 'data': an unsupported stream (e.g. "!markPrice@arr", whose data is a
             # list) is the caller's to count, not a malformed frame.
+            data = msg.get("data")
+            if type(data) is dict and data.get("e") == SHUTDOWN_EVENT:
+                return Decoded("shutdown", stream, ())
             return Decoded("unknown", stream, ())
         data = msg.get("data")
         if type(data) is not dict:
             raise fail(f"{stream}: envelope without an object 'data'", frame)
+        if data.get("e") == SHUTDOWN_EVENT:
+            return Decoded("shutdown", stream, ())
     else:
         data = msg
         stream = ""
@@ -275,9 +405,11 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int) -> Decoded:
         if e is not None:
             entry = _BY_EVENT.get(e) if type(e) is str else None
             if entry is None:
-                return Decoded("unknown", "", ())
+                return Decoded("shutdown" if e == SHUTDOWN_EVENT else "unknown", "", ())
         elif "result" in msg and "id" in msg:
             return Decoded("ack", "", (msg,))
+        elif type(msg.get("event")) is dict and msg["event"].get("e") == SHUTDOWN_EVENT:
+            return Decoded("shutdown", "", ())    # the WebSocket-API form
         elif "error" in msg or ("code" in msg and "msg" in msg):
             return Decoded("error", "", (msg,))
         elif "lastUpdateId" in msg:

@@ -15,7 +15,8 @@ Venue facts (Binance docs, "General API Information" and "Kline/Candlestick Data
   sends it lower-case; header names are case-insensitive anyway). A futures klines call weighs
   1/2/5/10 by `limit` (<100, <500, <=1000, more); a spot klines call weighs 2.
 - 429: too many requests; `Retry-After` (seconds) says how long to stop. Ignoring it gets the IP
-  banned: 418, again with `Retry-After`, and a message "IP banned until <epoch ms>".
+  banned: 418, again with `Retry-After`, and a message "IP banned until <epoch ms>". Bans "scale
+  in duration for repeat offenders, from 2 minutes to 3 days".
 - Errors are `{"code": -1003, "msg": "..."}` with a 4xx/5xx status.
 
 Invariants:
@@ -24,6 +25,11 @@ Invariants:
 - A row is closed iff its close time is strictly before `now_ms` (the caller's best lower bound on
   the server's clock, see `server_now_ms`): only the newest row can be open.
 - A malformed body raises ValueError naming what is wrong; nothing is defaulted silently.
+- Every pause a response asks for (`retry_after_sec`, `ban_sec`) is finite and at most
+  MAX_PAUSE_SEC (10 min): a longer (or `inf`, `1e300`, far-future HTTP-date) Retry-After or ban end
+  is waited 10 min, then the next request re-probes, and its answer arms the next pause. A
+  far-future value is a broken header far more often than a real 3-day ban, and one request per
+  10 min during a real ban is what backing off looks like.
 """
 from __future__ import annotations
 
@@ -37,12 +43,13 @@ import orjson
 from ipc.names import FUTURES, SPOT, tf_sec
 from ipc.schema import KLINE
 
-from actors.venues.http import header
+from actors.venues.http import clamp_sec, header, retry_after_value_sec
+from actors.venues.binance.parse import check_kline
 
 __all__ = [
     "RestError", "parse_klines", "klines_path", "klines_weight", "weight_used", "retry_after_sec",
-    "banned_until_ms", "server_now_ms", "error_from_body",
-    "KLINES_PATH", "LIMIT_CAP", "WEIGHT_LIMIT", "KLINES_WEIGHT_STEPS",
+    "banned_until_ms", "ban_sec", "server_now_ms", "error_from_body",
+    "KLINES_PATH", "LIMIT_CAP", "WEIGHT_LIMIT", "KLINES_WEIGHT_STEPS", "MAX_PAUSE_SEC", "MIN_BAN_SEC",
 ]
 
 _MS = 1_000_000
@@ -60,6 +67,11 @@ KLINES_WEIGHT_STEPS: dict[str, tuple[tuple[int, int], ...]] = {
     SPOT: ((_ANY_LIMIT, 2),),
 }
 
+
+# the longest any response stops REST calls (429, 418, 503): then one request re-probes
+MAX_PAUSE_SEC = 600.0
+# the shortest a 418 stops them (a ban end already past, a Retry-After of 0)
+MIN_BAN_SEC = 1.0
 
 _BANNED_UNTIL = re.compile(r"banned until (\d{10,16})")
 
@@ -123,9 +135,11 @@ def parse_klines(body: bytes, tf: str, ts_recv_ns: int, now_ms: int | None = Non
             if prev_open is not None and t <= prev_open:
                 raise ValueError(f"open time {t} not after the previous row's {prev_open}")
             prev_open = t
+            o, h, lo, c, v, qv, bv, n = (float(r[1]), float(r[2]), float(r[3]), float(r[4]),
+                                         float(r[5]), float(r[7]), float(r[9]), int(r[8]))
+            check_kline(o, h, lo, c, v, qv, bv, n)      # the stream's bounds: nothing insane kept
             out[i] = (0, ts_recv_ns, 0, t * _MS, t_close * _MS, tf_s, 1 if t_close < now_ms else 0,
-                      float(r[1]), float(r[2]), float(r[3]), float(r[4]),
-                      float(r[5]), float(r[7]), float(r[9]), int(r[8]))
+                      o, h, lo, c, v, qv, bv, n)
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"klines row {i}: {exc}: {str(r)[:200]}") from None
     return out
@@ -171,32 +185,31 @@ def weight_used(headers) -> int | None:
 
 
 def retry_after_sec(status: int, headers, now_s: float | None = None) -> float | None:
-    """Seconds to stop sending, from `Retry-After`, for a 429, 418 or 503; None otherwise or absent.
+    """Seconds to stop sending, from `Retry-After`, for a 429, 418 or 503; None otherwise, absent,
+    unreadable or NaN. Within [0, MAX_PAUSE_SEC] (`inf`, `1e300`: MAX_PAUSE_SEC).
 
     Binance sends delta-seconds; an HTTP-date is accepted too when `now_s` (epoch s) is given.
     """
     if status not in (418, 429, 503):
         return None
-    v = header(headers, "retry-after")
-    if v is None:
-        return None
-    v = v.strip()
-    try:
-        sec = float(v)
-    except ValueError:
-        if now_s is None:
-            return None
-        try:
-            sec = parsedate_to_datetime(v).timestamp() - now_s
-        except (TypeError, ValueError, IndexError):
-            return None
-    return max(0.0, sec) if sec == sec else None
+    sec = retry_after_value_sec(header(headers, "retry-after"), now_s)
+    return None if sec is None else clamp_sec(sec, MAX_PAUSE_SEC)
 
 
 def banned_until_ms(msg: str) -> int | None:
     """The ban end (epoch ms) a 418's message names ("IP banned until 1591176563022."), or None."""
     m = _BANNED_UNTIL.search(msg or "")
     return int(m.group(1)) if m else None
+
+
+def ban_sec(headers, msg: str, now_s: float, default_sec: float) -> float:
+    """How long a 418 stops every request: its `Retry-After`, else the ban end its message names
+    (epoch ms) less `now_s`, else `default_sec`; within [MIN_BAN_SEC, MAX_PAUSE_SEC]."""
+    sec = retry_after_sec(418, headers, now_s)
+    if sec is None:
+        until = banned_until_ms(msg)
+        sec = until / 1e3 - now_s if until is not None else default_sec
+    return clamp_sec(sec, MAX_PAUSE_SEC, MIN_BAN_SEC)
 
 
 def server_now_ms(headers, local_ms: int) -> int:
@@ -210,6 +223,6 @@ def server_now_ms(headers, local_ms: int) -> int:
         return local_ms
     try:
         d = int(parsedate_to_datetime(v).timestamp() * 1000)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return local_ms
     return min(local_ms, d)

@@ -32,7 +32,7 @@ from ipc.schema import MAX_LEVELS
 __all__ = ["OrderBook", "complement", "price_key"]
 
 _NAN = float("nan")
-_ZEROS = (0.0,) * MAX_LEVELS
+_ZERO_LIST = [0.0] * MAX_LEVELS     # sliced (a copy) to pad record levels: never mutated
 
 
 def price_key(price: float) -> float:
@@ -188,8 +188,13 @@ class OrderBook:
         An empty side matches None or 0 (and 1 for the ask side): no capture shows what the venue
         sends for an empty side, and 0 / 1 are never real levels.
         """
-        bb = self.best_bid()
-        ba = self.best_ask()
+        bk, ak = self._bkeys, self._akeys
+        # the common case first, without rounding: a venue price parsed from its decimal string is
+        # already its own key (round(x, 6) of a <= 6-decimal float is x)
+        if bk and ak and best_bid == bk[-1] and best_ask == ak[0]:
+            return True
+        bb = bk[-1] if bk else None
+        ba = ak[0] if ak else None
         ok_b = (bb is None and (best_bid is None or best_bid == 0.0)) or \
                (bb is not None and best_bid is not None and price_key(best_bid) == bb)
         ok_a = (ba is None and (best_ask is None or best_ask == 0.0 or best_ask == 1.0)) or \
@@ -204,18 +209,20 @@ class OrderBook:
         None; tick_size NaN while unknown. Unused levels are 0 with n_bids/n_asks saying how many.
         `flags` is the caller's (FLAG_SNAPSHOT after a snapshot, FLAG_GAP for a gap marker).
         """
+        # (once per book update: top() inlined, the padding sliced off one list per side)
         n = min(max(0, n), MAX_LEVELS)
-        bpx, bsz, apx, asz = self.top(n)
+        bk, ak = self._bkeys, self._akeys
+        bpx = bk[: -n - 1: -1] if n else []
+        apx = ak[:n]
         nb, na = len(bpx), len(apx)
-        bb = self.best_bid()
-        ba = self.best_ask()
+        pad_b, pad_a = _ZERO_LIST[nb:], _ZERO_LIST[na:]
         return (
             ts_event_ns, ts_recv_ns, flags,
             window_start_ns, update_id, token,
             nb, na,
-            _NAN if bb is None else bb, _NAN if ba is None else ba,
+            bk[-1] if bk else _NAN, ak[0] if ak else _NAN,
             _NAN if last_trade is None else last_trade,
             _NAN if self.tick_size is None else self.tick_size,
-            bpx + list(_ZEROS[nb:]), bsz + list(_ZEROS[nb:]),
-            apx + list(_ZEROS[na:]), asz + list(_ZEROS[na:]),
+            bpx + pad_b, list(map(self._bids.__getitem__, bpx)) + pad_b,
+            apx + pad_a, list(map(self._asks.__getitem__, apx)) + pad_a,
         )

@@ -13,9 +13,14 @@ Invariants:
   applies half of an array. Never another exception type.
 - An object whose `event_type` is not known decodes to `Unknown(event_type, ...)` (the caller
   counts it); so does an object without `event_type`.
-- Prices and sizes are `float()` of Polymarket's decimal strings (numbers are accepted too). A
-  price must lie in [0, 1] and a size be >= 0 and finite, otherwise the frame is malformed. Times
-  stay in the venue's unit: `timestamp_ms` (epoch ms, int); `ts_recv_ns` is the caller's.
+- Prices and sizes are `float()` of Polymarket's decimal strings (numbers are accepted too); a
+  value that is not a number (or a bool) makes the frame malformed. An insane number makes it
+  `Rejected` (envelope; reason '<event_type>:<field>', e.g. 'book:price', 'price_change:size'):
+  a price outside [0, 1] (NaN and inf included), a size < 0, non-finite or over MAX_QTY, a tick
+  size outside (0, 1), any other number non-finite, and a `best_bid_ask` whose bid is above its
+  ask (both sent and non-zero). The venue's best fields inside a `price_change` are not checked
+  for crossing: an empty side may come as 0, and dropping the frame would drop its level updates.
+  Times stay in the venue's unit: `timestamp_ms` (epoch ms, int); `ts_recv_ns` is the caller's.
 - Book sides arrive worst-first (bids ascending, asks descending: the best price is the LAST
   element, the opposite of the docs) in every capture; `Book.bids`/`Book.asks` are sorted here,
   best-first (bids descending, asks ascending), whatever order they came in.
@@ -29,6 +34,16 @@ Invariants:
 - `last_trade_price.side` is the taker's side (BUY/SELL), decoded to +1 / -1 as in POLY_TRADE.
 - Unknown keys are ignored: Polymarket adds fields without notice (`tick_size`,
   `last_trade_price`, `transaction_hash` all appeared over time).
+- `new_market` and `market_resolved` (sent with `custom_feature_enabled: true`) name their market
+  by `market` (the condition id; `condition_id` in newer messages, which must agree when both are
+  sent) and their tokens by `assets_ids` (or `clob_token_ids`; the two must agree when both are
+  sent). A new market's outcomes, when sent, pair with its tokens one to one; a resolution's
+  `winning_asset_id` must be one of its `assets_ids` when those are sent. Any other combination is
+  malformed (FrameError), never guessed.
+- Subscriptions: `subscribe_msg` is the first message on a connection; tokens are added to or
+  dropped from a live connection with `update_msg(ids, "subscribe" | "unsubscribe")` (the
+  documented `{"assets_ids", "operation", "custom_feature_enabled"}` form), never by resending
+  the initial message.
 """
 from __future__ import annotations
 
@@ -37,12 +52,13 @@ from typing import Callable, NamedTuple, Union
 
 import orjson
 
-from actors.venues.envelope import FIELD_ERRORS, FrameError, control_text, fail, field_error, load_json
+from actors.venues.envelope import (FIELD_ERRORS, MAX_QTY, BadValue, FrameError, control_text, fail,
+                                    field_error, load_json)
 
 __all__ = [
     "FrameError", "Book", "Change", "PriceChange", "LastTrade", "TickSizeChange", "BestBidAsk",
     "NewMarket", "MarketResolved", "Pong", "Ping", "Unknown", "Msg",
-    "parse_frame", "parse_rest_book", "subscribe_msg", "trade_record", "PING", "PING_INTERVAL_SEC",
+    "parse_frame", "parse_rest_book", "subscribe_msg", "update_msg", "OPERATIONS", "trade_record", "PING", "PING_INTERVAL_SEC",
     "MARKET_WS_PATH",
 ]
 
@@ -133,28 +149,38 @@ class BestBidAsk(NamedTuple):
 
 
 class NewMarket(NamedTuple):
-    id: str
+    """A market was listed: its condition id, token ids (paired with `outcomes`) and slug."""
+    id: str                        # the Gamma market id ("" when not sent)
     market: str                    # condition id
     slug: str
     question: str
-    asset_ids: list[str]
-    outcomes: list[str]
+    asset_ids: list[str]           # token ids, in the order of `outcomes`
+    outcomes: list[str]            # [] when not sent
     tick_size: float | None
     active: bool | None
     timestamp_ms: int
     ts_recv_ns: int
     kind = "new_market"
 
+    @property
+    def condition_id(self) -> str:
+        return self.market
+
 
 class MarketResolved(NamedTuple):
+    """A market resolved: the winning token and outcome name."""
     id: str
-    market: str
-    asset_ids: list[str]
+    market: str                    # condition id
+    asset_ids: list[str]           # [] when not sent
     winning_asset_id: str
-    winning_outcome: str
+    winning_outcome: str           # "Up", "Down", "Yes", ...; "" when not sent
     timestamp_ms: int
     ts_recv_ns: int
     kind = "market_resolved"
+
+    @property
+    def condition_id(self) -> str:
+        return self.market
 
 
 class Pong(NamedTuple):
@@ -182,34 +208,48 @@ Msg = Union[Book, PriceChange, LastTrade, TickSizeChange, BestBidAsk, NewMarket,
 # field helpers: raise ValueError/TypeError/KeyError, turned into FrameError by the envelope
 # ---------------------------------------------------------------------------------------------
 
-def _num(v: object) -> float:
+def _num(v: object, field: str = "value") -> float:
+    """A finite number; ValueError when `v` is not a number at all, BadValue(field) when it is
+    NaN or infinite ("NaN", "inf", "1e400")."""
     if type(v) is str or type(v) is int or type(v) is float:
         x = float(v)
         if math.isfinite(x):
             return x
-    raise ValueError(f"not a finite number: {v!r}")
+        raise BadValue(field, v)
+    raise ValueError(f"not a number: {v!r}")
 
 
-def _opt_num(v: object) -> float | None:
-    return None if v is None or v == "" else _num(v)
+def _opt_num(v: object, field: str = "value") -> float | None:
+    return None if v is None or v == "" else _num(v, field)
 
 
-def _price(v: object) -> float:
-    p = _num(v)
+def _price(v: object, field: str = "price") -> float:
+    p = _num(v, field)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"price {v!r} outside [0, 1]")
+        raise BadValue(field, v)
     return p
 
 
-def _opt_price(v: object) -> float | None:
-    return None if v is None or v == "" else _price(v)
+def _opt_price(v: object, field: str = "price") -> float | None:
+    return None if v is None or v == "" else _price(v, field)
 
 
-def _size(v: object) -> float:
-    s = _num(v)
-    if s < 0.0:
-        raise ValueError(f"negative size {v!r}")
+def _size(v: object, field: str = "size") -> float:
+    s = _num(v, field)
+    if not 0.0 <= s <= MAX_QTY:
+        raise BadValue(field, v)
     return s
+
+
+def _tick(v: object, field: str) -> float:
+    t = _num(v, field)
+    if not 0.0 < t < 1.0:
+        raise BadValue(field, v)
+    return t
+
+
+def _opt_tick(v: object, field: str = "tick_size") -> float | None:
+    return None if v is None or v == "" else _tick(v, field)
 
 
 _MAX_MS = (2**63 - 1) // _MS     # the ns value must fit the int64 ring fields
@@ -285,8 +325,9 @@ def _book(d: dict, ts_recv_ns: int) -> Book:
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
         bids=_levels(d["bids"], True), asks=_levels(d["asks"], False),
         hash=_opt_str(d.get("hash")), timestamp_ms=ms_timestamp(d["timestamp"]),
-        tick_size=_opt_num(d.get("tick_size")), last_trade_price=_opt_price(d.get("last_trade_price")),
-        min_order_size=_opt_num(d.get("min_order_size")), neg_risk=_opt_bool(d.get("neg_risk")),
+        tick_size=_opt_tick(d.get("tick_size")),
+        last_trade_price=_opt_price(d.get("last_trade_price"), "last_trade_price"),
+        min_order_size=_opt_num(d.get("min_order_size"), "min_order_size"), neg_risk=_opt_bool(d.get("neg_risk")),
         ts_recv_ns=ts_recv_ns,
     )
 
@@ -298,7 +339,7 @@ def _change(e: dict, asset_id: str | None = None, hash_: str | None = None) -> C
         asset_id=_str(e["asset_id"]) if asset_id is None else asset_id,
         side=_side(e["side"]), price=_price(e["price"]), size=_size(e["size"]),
         hash=_opt_str(e.get("hash")) if hash_ is None else hash_,
-        best_bid=_opt_price(e.get("best_bid")), best_ask=_opt_price(e.get("best_ask")),
+        best_bid=_opt_price(e.get("best_bid"), "best_bid"), best_ask=_opt_price(e.get("best_ask"), "best_ask"),
     )
 
 
@@ -331,7 +372,7 @@ def _last_trade(d: dict, ts_recv_ns: int) -> LastTrade:
     return LastTrade(
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
         price=_price(d["price"]), size=_size(d["size"]), side=side,
-        fee_rate_bps=0.0 if fee is None or fee == "" else _num(fee),
+        fee_rate_bps=0.0 if fee is None or fee == "" else _num(fee, "fee_rate_bps"),
         timestamp_ms=ms_timestamp(d["timestamp"]), transaction_hash=None if tx is None else _str(tx),
         ts_recv_ns=ts_recv_ns,
     )
@@ -340,37 +381,82 @@ def _last_trade(d: dict, ts_recv_ns: int) -> LastTrade:
 def _tick_size_change(d: dict, ts_recv_ns: int) -> TickSizeChange:
     return TickSizeChange(
         asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
-        old_tick_size=_num(d["old_tick_size"]), new_tick_size=_num(d["new_tick_size"]),
+        old_tick_size=_tick(d["old_tick_size"], "old_tick_size"),
+        new_tick_size=_tick(d["new_tick_size"], "new_tick_size"),
         timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
 
 def _best_bid_ask(d: dict, ts_recv_ns: int) -> BestBidAsk:
+    bb, ba = _opt_price(d.get("best_bid"), "best_bid"), _opt_price(d.get("best_ask"), "best_ask")
+    if bb is not None and ba is not None and ba > 0.0 and bb > ba:     # 0: an empty side
+        raise BadValue("crossed", (d["best_bid"], d["best_ask"]))
     return BestBidAsk(
-        asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")),
-        best_bid=_opt_price(d.get("best_bid")), best_ask=_opt_price(d.get("best_ask")),
-        spread=_opt_num(d.get("spread")), timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
+        asset_id=_str(d["asset_id"]), market=_opt_str(d.get("market")), best_bid=bb, best_ask=ba,
+        spread=_opt_num(d.get("spread"), "spread"), timestamp_ms=ms_timestamp(d["timestamp"]),
+        ts_recv_ns=ts_recv_ns,
     )
 
 
+def _id(v: object) -> str:
+    # a non-empty string id (token, condition); "" would match nothing and is a malformed frame
+    if type(v) is not str or not v:
+        raise ValueError(f"expected a non-empty id string, got {v!r}")
+    return v
+
+
+def _ids(v: object) -> list[str]:
+    ids = _str_list(v)
+    for a in ids:
+        _id(a)
+    return ids
+
+
+def _condition_id(d: dict) -> str:
+    m, c = d.get("market"), d.get("condition_id")
+    if m is None and c is None:
+        raise KeyError("market")
+    if m is not None and c is not None and m != c:
+        raise ValueError(f"market {m!r} != condition_id {c!r}")
+    return _id(m if m is not None else c)
+
+
+def _token_ids(d: dict, required: bool) -> list[str]:
+    a, c = d.get("assets_ids"), d.get("clob_token_ids")
+    if a is None and c is None:
+        if required:
+            raise KeyError("assets_ids")
+        return []
+    ids = _ids(a if a is not None else c)
+    if a is not None and c is not None and _ids(c) != ids:
+        raise ValueError("assets_ids and clob_token_ids disagree")
+    return ids
+
+
 def _new_market(d: dict, ts_recv_ns: int) -> NewMarket:
-    ids = d.get("assets_ids")
-    if ids is None:
-        ids = d.get("clob_token_ids")
+    ids = _token_ids(d, True)
+    if not ids:
+        raise ValueError("new_market without token ids")
+    outcomes = d.get("outcomes")
+    outcomes = [] if outcomes is None else _str_list(outcomes)
+    if outcomes and len(outcomes) != len(ids):
+        raise ValueError(f"{len(outcomes)} outcomes for {len(ids)} token ids")
     return NewMarket(
-        id=_opt_str(d.get("id")), market=_str(d["market"]), slug=_opt_str(d.get("slug")),
-        question=_opt_str(d.get("question")), asset_ids=_str_list(ids),
-        outcomes=_str_list(d.get("outcomes", [])),
-        tick_size=_opt_num(d.get("order_price_min_tick_size")), active=_opt_bool(d.get("active")),
+        id=_opt_str(d.get("id")), market=_condition_id(d), slug=_opt_str(d.get("slug")),
+        question=_opt_str(d.get("question")), asset_ids=ids, outcomes=outcomes,
+        tick_size=_opt_tick(d.get("order_price_min_tick_size")), active=_opt_bool(d.get("active")),
         timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
 
 def _market_resolved(d: dict, ts_recv_ns: int) -> MarketResolved:
+    ids = _token_ids(d, False)
+    win = _id(d["winning_asset_id"])
+    if ids and win not in ids:
+        raise ValueError(f"winning_asset_id {win!r} is not one of assets_ids")
     return MarketResolved(
-        id=_opt_str(d.get("id")), market=_str(d["market"]),
-        asset_ids=_str_list(d.get("assets_ids", [])),
-        winning_asset_id=_str(d["winning_asset_id"]), winning_outcome=_opt_str(d.get("winning_outcome")),
+        id=_opt_str(d.get("id")), market=_condition_id(d), asset_ids=ids,
+        winning_asset_id=win, winning_outcome=_opt_str(d.get("winning_outcome")),
         timestamp_ms=ms_timestamp(d["timestamp"]), ts_recv_ns=ts_recv_ns,
     )
 
@@ -436,14 +522,34 @@ def parse_rest_book(body: bytes | str, ts_recv_ns: int = 0) -> Book:
 # outgoing messages and records
 # ---------------------------------------------------------------------------------------------
 
+OPERATIONS = ("subscribe", "unsubscribe")
+
+
+def _check_ids(asset_ids: list[str], what: str) -> list[str]:
+    if isinstance(asset_ids, (str, bytes)) or not asset_ids or \
+            any(type(a) is not str or not a for a in asset_ids):
+        raise ValueError(f"{what} needs a non-empty list of token ids (strings)")
+    return list(asset_ids)
+
+
 def subscribe_msg(asset_ids: list[str]) -> bytes:
-    """`{"assets_ids":[...],"type":"market","custom_feature_enabled":true}` (this key order).
+    """`{"assets_ids":[...],"type":"market","custom_feature_enabled":true}` (this key order): the
+    FIRST message on a connection.
 
     `custom_feature_enabled` turns on `best_bid_ask`, `new_market` and `market_resolved`.
     """
-    if not asset_ids or any(type(a) is not str or not a for a in asset_ids):
-        raise ValueError("subscribe_msg needs a non-empty list of token ids (strings)")
-    return orjson.dumps({"assets_ids": list(asset_ids), "type": "market", "custom_feature_enabled": True})
+    return orjson.dumps({"assets_ids": _check_ids(asset_ids, "subscribe_msg"), "type": "market",
+                         "custom_feature_enabled": True})
+
+
+def update_msg(asset_ids: list[str], operation: str) -> bytes:
+    """`{"assets_ids":[...],"operation":"subscribe"|"unsubscribe","custom_feature_enabled":true}`
+    (this key order): add tokens to, or drop them from, a live connection (docs.polymarket.com,
+    market channel, "Subscribe to more assets")."""
+    if operation not in OPERATIONS:
+        raise ValueError(f"operation {operation!r}; one of {', '.join(OPERATIONS)}")
+    return orjson.dumps({"assets_ids": _check_ids(asset_ids, "update_msg"), "operation": operation,
+                         "custom_feature_enabled": True})
 
 
 def trade_record(t: LastTrade, token: int, window_start_ns: int) -> tuple:

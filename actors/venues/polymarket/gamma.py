@@ -1,12 +1,15 @@
-"""Window discovery for Polymarket's "Bitcoin Up or Down" series (Gamma REST), pure functions.
+"""Gamma REST: the market of one up/down window, as pure parsers.
 
-The feed asks Gamma `GET /markets?slug=<slug(series, window_start(now, window_sec))>` and hands the
-body to `parse_market`. No I/O or clock here: `now_s` is an argument.
+The feed asks Gamma `GET /markets?slug=<slug>` for each of `series.slug_candidates(asset, series,
+start)` in turn (actors/venues/polymarket/series.py owns the window grid and the slugs) and hands
+the body to `parse_market`. A window it knows already (its price to beat, its resolution) it asks
+for again by condition id, `GET /markets?condition_ids=<id>` (`markets_by_condition_path`, Gamma's
+list filter): condition ids are unique, slugs need not be (a sim's shortened hourly windows share
+one). No I/O or clock here.
 
 Invariants:
-- Windows are aligned to multiples of their length in Unix seconds; the 5m/15m slugs end with the
-  window start (`btc-updown-15m-1773306900`), and `parse_market` checks that the number equals
-  `eventStartTime`.
+- A numbered slug ends with the window start (`btc-updown-15m-1773306900`, 4h included), and
+  `parse_market` checks that the number equals `eventStartTime`.
 - The window start is `eventStartTime` (falling back to `events[0].startTime`), NEVER `startDate`
   (the listing time, about a day earlier); the end is `endDate`.
 - `clobTokenIds` and `outcomes` are JSON-encoded strings inside the JSON (a real list is accepted
@@ -20,46 +23,28 @@ Invariants:
   edge is under- rather than over-stated). `feesEnabled: false` -> rate 0, `source="feesEnabled"`.
 - `cryptoMarketConfig` absent -> twap_enabled False, twap_lookback_sec 0 (those markets settle on
   one Chainlink print: "the price at the end ... greater than or equal to the price at the
-  beginning"). Up wins on >=.
+  beginning"). What a window settles on is decided from these fields by
+  actors/decide/settlement.rule_for. Up wins on >=.
 - `priceToBeat`/`finalPrice` come from `eventMetadata` (market level, else events[0]); no capture
   has them filled, so they are None unless present.
-- The hourly series (`1h`) has no captured Gamma answer. Its slug is ET-dated, not numbered:
-  third-party clients show `bitcoin-up-or-down-<month>-<day>-<year>-<h><am|pm>-et` (2026) and the
-  older `bitcoin-up-or-down-<month>-<day>-<h><am|pm>-et` (2025); `slug()` gives the first,
-  `slug_candidates()` both. HOURLY_SLUG_VERIFIED says this is unverified.
+- `WindowInfo.series` / `.asset` are the caller's (parse_market's keyword arguments), "" when not
+  given: Gamma's answer does not name them reliably (only newer markets carry cryptoMarketConfig).
 """
 from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 import orjson
 
-from ipc.names import POLY_SERIES, tf_sec
+from actors.venues.polymarket.series import SERIES
 
 __all__ = [
-    "SERIES", "HOURLY_SLUG_VERIFIED", "GammaError", "MarketNotFound", "FeeSchedule", "WindowInfo",
-    "window_start", "slug", "slug_candidates", "parse_market",
-    "markets_path",
+    "GammaError", "MarketNotFound", "FeeSchedule", "WindowInfo", "parse_market", "markets_path",
+    "markets_by_condition_path",
 ]
 
-# the Gamma slug prefix of each series of ipc.names.POLY_SERIES (the same keys, checked below)
-SLUG_PREFIX: dict[str, str] = {
-    "5m": "btc-updown-5m",
-    "15m": "btc-updown-15m",
-    "1h": "bitcoin-up-or-down",   # ET-dated slug, see _hourly_slug (unverified)
-}
-if tuple(SLUG_PREFIX) != POLY_SERIES:
-    raise ImportError(f"gamma.SLUG_PREFIX keys {tuple(SLUG_PREFIX)} != ipc.names.POLY_SERIES {POLY_SERIES}")
-# series -> (slug prefix, window length in seconds), in POLY_SERIES order
-SERIES: dict[str, tuple[str, int]] = {tf: (SLUG_PREFIX[tf], tf_sec(tf)) for tf in POLY_SERIES}
-HOURLY_SLUG_VERIFIED = False
-
-_ET = ZoneInfo("America/New_York")
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
-           "september", "october", "november", "december")
 _NS = 1_000_000_000
 
 
@@ -100,6 +85,8 @@ class WindowInfo(NamedTuple):
     closed: bool
     accepting_orders: bool
     neg_risk: bool
+    series: str = ""              # names.POLY_SERIES entry, the caller's ("" when not given)
+    asset: str = ""               # "btc", "eth", ...: the caller's ("" when not given)
 
     @property
     def start_ns(self) -> int:
@@ -115,43 +102,17 @@ class WindowInfo(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------
-# windows and slugs
+# requests
 # ---------------------------------------------------------------------------------------------
-
-def window_start(now_s: float, window_sec: int) -> int:
-    """The start (Unix s) of the window containing now_s: floor to a multiple of window_sec."""
-    if window_sec <= 0:
-        raise ValueError(f"window_sec must be positive, not {window_sec}")
-    return int(now_s // window_sec) * window_sec
-
-
-def _hourly_slug(start_s: int, with_year: bool) -> str:
-    t = datetime.fromtimestamp(start_s, _ET)
-    h12 = t.hour % 12 or 12
-    ampm = "am" if t.hour < 12 else "pm"
-    year = f"-{t.year}" if with_year else ""
-    return f"bitcoin-up-or-down-{_MONTHS[t.month - 1]}-{t.day}{year}-{h12}{ampm}-et"
-
-
-def slug(series: str, start_s: int) -> str:
-    """The Gamma slug of the window starting at start_s: `btc-updown-15m-<start>`."""
-    if series not in SERIES:
-        raise ValueError(f"unknown series {series!r} (known: {', '.join(SERIES)})")
-    if series == "1h":
-        return _hourly_slug(start_s, True)
-    return f"{SERIES[series][0]}-{int(start_s)}"
-
-
-def slug_candidates(series: str, start_s: int) -> list[str]:
-    """Slugs to try in order (several only for the unverified hourly pattern)."""
-    if series == "1h":
-        return [_hourly_slug(start_s, True), _hourly_slug(start_s, False)]
-    return [slug(series, start_s)]
-
 
 def markets_path(slug_: str) -> str:
     """The Gamma request path for one slug."""
     return f"/markets?slug={slug_}"
+
+
+def markets_by_condition_path(condition_id: str) -> str:
+    """The Gamma request path for the market of one condition id (a window already known)."""
+    return f"/markets?condition_ids={condition_id}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +219,7 @@ def _tokens(m: dict, up_is_yes: bool) -> tuple[str, str]:
     return ids[up], ids[1 - up]
 
 
-def _pick(body: object, want: str | None) -> dict:
+def _pick(body: object, want: str | None, want_condition: str | None = None) -> dict:
     if isinstance(body, (bytes, bytearray, memoryview, str)):
         try:
             body = orjson.loads(body)
@@ -277,6 +238,10 @@ def _pick(body: object, want: str | None) -> dict:
         raise GammaError(f"not a market object or list: {type(body).__name__}")
     if want is not None:
         cands = [m for m in cands if m.get("slug") == want]
+    if want_condition is not None:
+        cands = [m for m in cands if m.get("conditionId") == want_condition]
+        if not cands:
+            raise MarketNotFound(f"no market with condition id {want_condition!r}")
     if not cands:
         raise MarketNotFound(f"no market with slug {want!r}" if want else "empty /markets answer")
     if len(cands) > 1:
@@ -284,14 +249,23 @@ def _pick(body: object, want: str | None) -> dict:
     return cands[0]
 
 
-def parse_market(body: bytes | str | dict | list, up_is_yes: bool, want_slug: str | None = None) -> WindowInfo:
-    """WindowInfo from a Gamma `/markets?slug=` answer (a list), or one market object.
+def parse_market(body: bytes | str | dict | list, up_is_yes: bool, want_slug: str | None = None, *,
+                 series: str | None = None, asset: str | None = None,
+                 want_condition: str | None = None) -> WindowInfo:
+    """WindowInfo from a Gamma `/markets?slug=` (or `?condition_ids=`) answer (a list), or one
+    market object.
 
-    With `want_slug`, the market with that slug is taken (MarketNotFound if none); without it the
-    answer must hold exactly one market. Any defect raises GammaError, never another exception.
+    With `want_slug`, the market with that slug is taken (MarketNotFound if none); with
+    `want_condition`, the one with that `conditionId`; without either the answer must hold exactly
+    one market. `series`/`asset` are stored in the WindowInfo ("" when not
+    given; an unknown series is a ValueError: the caller's mistake, not Gamma's). Any defect of the
+    answer raises GammaError, never another exception.
     """
+    if series is not None and series not in SERIES:
+        raise ValueError(f"unknown up/down series {series!r}; known: {', '.join(SERIES)}")
     try:
-        return _parse_market(_pick(body, want_slug), up_is_yes)
+        return _parse_market(_pick(body, want_slug, want_condition), up_is_yes)._replace(
+            series=series or "", asset=asset or "")
     except GammaError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:

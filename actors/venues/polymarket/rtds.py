@@ -1,11 +1,14 @@
-"""Polymarket RTDS (`wss://ws-live-data.polymarket.com`): the Chainlink BTC/USD price, pure parsers.
+"""Polymarket RTDS (`wss://ws-live-data.polymarket.com`): one asset's Chainlink price, pure parsers.
 
 `parse_frame(frame, ts_recv_ns)` returns the one envelope `Decoded(kind, symbol, recs)`
 (actors.venues.envelope; `stream` is the payload symbol, '' when none) with `recs` a tuple of
 ipc.schema.CHAINLINK tuples. Sans-I/O: bytes in, tuples out.
 
 Invariants:
-- Subscribe with `subscribe_msg()`: `{"action":"subscribe","subscriptions":[{"topic":
+- The Chainlink stream is per asset: `ipc.names.chainlink_stream(SYMBOL)` ("btc/usd", "eth/usd",
+  "sol/usd", "xrp/usd"); `subscribe_msg(stream)` and `parse_frame(..., symbol=stream)` take it
+  (default "btc/usd").
+- Subscribe with `subscribe_msg(stream)`: `{"action":"subscribe","subscriptions":[{"topic":
   "crypto_prices_chainlink","type":"*","filters":"{\\"symbol\\":\\"btc/usd\\"}"}]}` (the filter is
   a JSON object encoded as a string; the docs' shape, and what many public clients send). Keep the
   connection alive with the text frame `PING` every 5 s.
@@ -18,21 +21,23 @@ Invariants:
   ts_sent_ns = the message's top-level `timestamp` (send time, ms) * 1e6, 0 if absent;
   price = int(full_accuracy_value) / 10**18 when it is an integer string (the Chainlink topic:
   value scaled by 1e18; the division is correctly rounded), else float(value). On every captured
-  line the two are the same float (`value` is the float rendering of the same number).
-- Symbols are matched case-insensitively. A snapshot must name its symbol: the Chainlink and the
+  line the two are the same float (`value` is the float rendering of the same number). A price
+  that is not in (0, MAX_PRICE] (0, negative, NaN, inf, a full_accuracy_value too big for a
+  float) makes the frame `Rejected` with reason 'chainlink:price' (envelope).
+- Symbols are matched case-insensitively against the configured stream; another asset's stream
+  is 'other'. A snapshot must name its symbol: the Chainlink and the
   Binance sources use distinct symbol formats ("btc/usd" vs "btcusdt"), so a snapshot whose payload
   symbol is ours is accepted under our topic or "crypto_prices" (one public client shows the
   Chainlink dump tagged with the latter); one without a symbol is 'other'.
 """
 from __future__ import annotations
 
-import math
-
 import orjson
 
 from ipc.schema import FLAG_SNAPSHOT
 
-from actors.venues.envelope import FIELD_ERRORS, Decoded, FrameError, control_text, fail, field_error, load_json
+from actors.venues.envelope import (FIELD_ERRORS, MAX_PRICE, BadValue, Decoded, FrameError, control_text,
+                                    fail, field_error, load_json)
 from actors.venues.polymarket.clob import ms_timestamp
 
 __all__ = ["FrameError", "Decoded", "parse_frame", "subscribe_msg", "PING", "PING_INTERVAL_SEC", "TOPIC", "SYMBOL"]
@@ -47,6 +52,9 @@ _E18 = 10 ** 18
 
 
 def subscribe_msg(symbol: str = SYMBOL, topic: str = TOPIC) -> bytes:
+    """The subscription to one Chainlink stream (`symbol`: names.chainlink_stream(SYMBOL))."""
+    if type(symbol) is not str or not symbol:
+        raise ValueError(f"subscribe_msg needs a stream name, not {symbol!r}")
     filters = orjson.dumps({"symbol": symbol}).decode()
     return orjson.dumps({"action": "subscribe",
                          "subscriptions": [{"topic": topic, "type": "*", "filters": filters}]})
@@ -60,14 +68,21 @@ def _ms(v: object) -> int:
 def _price(p: dict) -> float:
     fav = p.get("full_accuracy_value")
     if type(fav) is str and fav.isascii() and fav.isdigit():
-        x = int(fav) / _E18
+        try:
+            x = int(fav) / _E18
+        except OverflowError:                 # more digits than a float holds: overflow
+            raise BadValue("price", fav) from None
+        raw = fav
     else:
-        v = p["value"]
-        if type(v) not in (int, float, str):
-            raise ValueError(f"value {v!r}")
-        x = float(v)
-    if not (math.isfinite(x) and x > 0.0):
-        raise ValueError(f"price {x!r}")
+        raw = p["value"]
+        if type(raw) not in (int, float, str):
+            raise ValueError(f"value {raw!r}")
+        try:
+            x = float(raw)
+        except OverflowError:                 # a huge JSON integer
+            raise BadValue("price", raw) from None
+    if not 0.0 < x <= MAX_PRICE:              # False for NaN and inf too
+        raise BadValue("price", raw)
     return x
 
 
@@ -115,5 +130,7 @@ def parse_frame(frame: bytes | str, ts_recv_ns: int, symbol: str = SYMBOL,
         recs = tuple((obs * _MS, ts_recv_ns, FLAG_SNAPSHOT, ts_sent_ns, px)
                      for obs, px in map(_point, data))
         return Decoded("snapshot", sym, recs)
+    except BadValue as exc:                   # one reason for every form of the Chainlink price
+        raise field_error("chainlink", exc, frame) from None
     except FIELD_ERRORS as exc:
         raise field_error(f"{t}/{typ}", exc, frame) from None

@@ -1,13 +1,15 @@
-"""`python run.py bench [all|ring|ingest|tick|latency|system|rest|rss|startup] [--json OUT]`:
+"""`python run.py bench [all|ring|ingest|tick|polyedge|latency|system|rest|rss|startup] [--json OUT]`:
 measurements side by side with their baselines, never timed tests; a table at the end (measure,
 value, baseline, ratio, target, PASS/FAIL). `--help` lists the sizes.
 
 ring: shared-memory ring write and read rates (records/s) for the trade dtype.
 ingest: frames/s through one feed process (feed_futures, feed_spot: parse + ring write + publish)
   against a firehose of real sim aggTrade frames, next to a bare websockets + orjson loop reading
-  the same frames from the same firehose (tests/bench/firehose.py, receivers.py).
+  the same frames from the same firehose (actors/bench/firehose.py, receivers.py).
 tick: compute's tick duration and start jitter with the sim, both feeds and the bus running, at the
   sim's normal trade rate and ten times it.
+polyedge: a Polymarket book update (received by feed_poly) reaching the edge topic and /latest/edge,
+  p50/p99 at TICK_MS=100, next to the book tick's own bus path (actors/bench/polyedge.py).
 latency: frame sent by the sim → record in the ring → message at a ZeroMQ subscriber (through the
   real feed_futures and bus processes), side by side in the same run with a bare websockets
   client's frame-sent → frame-received latency on the same frames. Send times come from the sim's
@@ -17,7 +19,10 @@ system (rest, rss, startup): the whole system (`run.py --sim`) started several t
   features on a ZeroMQ subscriber and /health 200; on the first start, REST requests/s and latency
   under a concurrent load generator on /latest/features (the configured gunicorn worker class,
   then the other one for comparison), and the resident memory of every process
-  (tests/bench/system.py, loadgen.py).
+  (actors/bench/system.py, loadgen.py).
+dashboard (not in `all`): one system; /latest/edge p99 (a paced probe) and compute's tick p99 with
+  no /stream client, with N SSE clients connected and reading, and with none again; the verdict
+  "within noise" is defined in actors/bench/dashboard.py.
 """
 from __future__ import annotations
 
@@ -38,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from tests.support.ports import free_port
+from ipc import names
+from ipc.bus import free_tcp_port as free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +71,7 @@ def bench_latency(seconds: float, rate: float) -> dict:
     prefix = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="tdc-bench-"))
     env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
-               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}",
+               ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_BIN_URL=f"tcp://127.0.0.1:{free_port()}",
                SIM_TRADE_RATE=str(rate), LOG_LEVEL="ERROR", PYTHONUNBUFFERED="1")
     env.update(FUTURES_WS=f"ws://127.0.0.1:{env['SIM_PORT']}")
     s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
@@ -95,9 +101,9 @@ def bench_latency(seconds: float, rate: float) -> dict:
         procs.append(subprocess.Popen([py, "run.py", "feed_futures"], cwd=ROOT, env=env))
         time.sleep(0.5)   # warm-up only: nothing is measured before the receivers start
         url = f"ws://127.0.0.1:{s.sim.port}/market/stream?streams={s.general.symbol_lower}@aggTrade"
-        recv = [subprocess.Popen([py, "-m", "tests.bench.receivers", "bare", url, str(tmp / "bare.npy"),
+        recv = [subprocess.Popen([py, "-m", "actors.bench.receivers", "bare", url, str(tmp / "bare.npy"),
                                   str(seconds)], cwd=ROOT, env=env),
-                subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.ipc.zmq_pub_url,
+                subprocess.Popen([py, "-m", "actors.bench.receivers", "zmq", s.ipc.zmq_pub_url,
                                   f"tick.futures.trade.{s.general.symbol}", str(tmp / "zmq.npy"), str(seconds)],
                                  cwd=ROOT, env=env)]
         for p in recv:
@@ -122,6 +128,12 @@ def bench_latency(seconds: float, rate: float) -> dict:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, its threads' included."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident memory of a process, MB."""
     vals = {}
@@ -139,28 +151,34 @@ INGEST_VENUES = {
 }
 
 
-def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dict:
-    """Frames/s through one feed process (parse + ring write + publish) vs a bare websockets +
-    orjson loop on the same frames from the same firehose, one after the other."""
+# a tick subscriber of the ingest bench: (receivers.py mode, topic prefix under the tick topic's)
+SUBSCRIBERS = {"json": ("zmq", ""), "binary": ("zmq-bin", names.BINARY_PREFIX)}
+
+
+def bench_ingest(n: int, subscriber: str | None = None, venue: str = "futures",
+                 transport: str = "websockets") -> dict:
+    """Frames/s through one feed process (parse + ring write + publish) over `transport` vs a bare
+    websockets + orjson loop on the same frames from the same firehose, one after the other;
+    `subscriber` (SUBSCRIBERS) a process receiving and decoding every tick meanwhile."""
     from config.settings import load_settings
     from ipc.ring import RingReader
-    from ipc import names
     from ipc.schema import TRADE
     from ipc.shm import unlink_prefix
     actor, ws_var, bare_path, topic = INGEST_VENUES[venue]
     prefix = "bench" + uuid.uuid4().hex[:6]
     fport = free_port()
     env = dict(os.environ, SHM_PREFIX=prefix, ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}",
-               ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", LOG_LEVEL="WARNING", FEED_STALE_SEC="120",
+               ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_BIN_URL=f"tcp://127.0.0.1:{free_port()}", LOG_LEVEL="WARNING", FEED_STALE_SEC="120",
                DEPTH_ENABLED="false", RING_CAPACITY=str(1 << 20), PYTHONUNBUFFERED="1")
     env[ws_var] = f"ws://127.0.0.1:{fport}"
     s = load_settings(**{k.lower(): v for k, v in env.items() if k in (
-        "SHM_PREFIX", ws_var, "ZMQ_XSUB_URL", "ZMQ_PUB_URL", "RING_CAPACITY")})
+        "SHM_PREFIX", ws_var, "ZMQ_XSUB_URL", "ZMQ_PUB_URL", "ZMQ_BIN_URL", "RING_CAPACITY")})
     py = sys.executable
     procs = []
-    out: dict = {"frames": n, "venue": venue, "actor": actor}
+    env["WS_TRANSPORT"] = transport
+    out: dict = {"frames": n, "venue": venue, "actor": actor, "transport": transport}
     try:
-        fire = subprocess.Popen([py, "-m", "tests.bench.firehose", str(fport), str(n), venue], cwd=ROOT, env=env)
+        fire = subprocess.Popen([py, "-m", "actors.bench.firehose", str(fport), str(n), venue], cwd=ROOT, env=env)
         procs.append(fire)
         deadline = time.monotonic() + 120
         while True:                         # the firehose pre-encodes its frames first
@@ -173,20 +191,29 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
                 time.sleep(0.1)
 
         def bare_loop() -> dict:
-            r = subprocess.run([py, "-m", "tests.bench.receivers", "count", f"ws://127.0.0.1:{fport}{bare_path}",
+            r = subprocess.run([py, "-m", "actors.bench.receivers", "count", f"ws://127.0.0.1:{fport}{bare_path}",
                                 str(n)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
             return orjson.loads(r.stdout.strip().splitlines()[-1])
 
         bare_runs = [bare_loop()]
+        if transport == "picows":           # the transport's own bare loop, for the record
+            r = subprocess.run([py, "-m", "actors.bench.receivers", "count-picows",
+                                f"ws://127.0.0.1:{fport}{bare_path}", str(n)], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=300)
+            out["bare_picows"] = orjson.loads(r.stdout.strip().splitlines()[-1])
         procs.append(subprocess.Popen([py, "run.py", "bus"], cwd=ROOT, env=env))
         if subscriber:
-            procs.append(subprocess.Popen([py, "-m", "tests.bench.receivers", "zmq", s.ipc.zmq_pub_url,
-                                           topic, "/dev/null.npy", "600"], cwd=ROOT, env=env))
+            mode, under = SUBSCRIBERS[subscriber]
+            url = s.ipc.zmq_bin_url if under else s.ipc.zmq_pub_url
+            procs.append(subprocess.Popen([py, "-m", "actors.bench.receivers", mode, url,
+                                           under + topic, "-", "600"], cwd=ROOT, env=env))
         feed = subprocess.Popen([py, "run.py", actor], cwd=ROOT, env=env)
         procs.append(feed)
         ring = None
         first_ns = last_ns = None
         got = 0
+        roles = {"firehose": fire, "bus": procs[1], "feed": feed, **({"subscriber": procs[2]} if subscriber else {})}
+        cpu0 = wall0 = None
         deadline = time.monotonic() + 300
         while got < n and time.monotonic() < deadline:
             if ring is None:
@@ -200,6 +227,7 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
             if len(recs):
                 if first_ns is None:
                     first_ns = int(recs["ts_recv_ns"][0])
+                    cpu0, wall0 = {k: _cpu_s(p.pid) for k, p in roles.items()}, time.monotonic()
                 last_ns = int(recs["ts_recv_ns"][-1])
                 got += len(recs)
             # this reader must not take a core from the feed: one copy every 50 ms (the ring holds
@@ -208,6 +236,9 @@ def bench_ingest(n: int, subscriber: bool = True, venue: str = "futures") -> dic
         if got < 2:
             raise RuntimeError(f"{actor} wrote {got} of {n} records")
         rss, peak = _rss_mb(feed.pid)
+        wall = time.monotonic() - wall0
+        # where the two cores went while the feed ran: % of one core per process (threads included)
+        out["cpu_pct"] = {k: 100 * (_cpu_s(p.pid) - cpu0[k]) / wall for k, p in roles.items()}
         _stop_all(procs[:0:-1])          # the feed (and its subscriber, the bus) first: a quiet stop
         del procs[1:]
         bare_runs.append(bare_loop())    # the baseline again, after: the mean of both is the baseline
@@ -232,7 +263,7 @@ def bench_tick(seconds: float, rate: float) -> dict:
     prefix = "bench" + uuid.uuid4().hex[:6]
     env = dict(os.environ, SHM_PREFIX=prefix, SIM_PORT=str(free_port()), SIM_SPOT_PORT=str(free_port()),
                SIM_POLY_PORT=str(free_port()), ZMQ_XSUB_URL=f"tcp://127.0.0.1:{free_port()}",
-               ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}",
+               ZMQ_PUB_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_BIN_URL=f"tcp://127.0.0.1:{free_port()}", ZMQ_CONTROL_URL=f"tcp://127.0.0.1:{free_port()}",
                SIM_TRADE_RATE=str(rate), LOG_LEVEL="ERROR", TICK_MS="100",
                DECISION_LOG_DIR=tempfile.mkdtemp(prefix="tdc-bench-decisions-"))
     decisions = env["DECISION_LOG_DIR"]
@@ -287,6 +318,39 @@ def bench_ring(n: int = 1_000_000) -> dict:
 # < 120 MB resident; first priced features <= 3 s after start on the sim; compute's tick as the
 # README states (duration p99 <= 5 ms at normal rate, <= 20 ms at 10x, jitter p99 <= 2 ms)
 INGEST_MIN_RATIO = 0.8
+# issue 18: with a subscriber decoding every tick (the binary topic), >= the bare websockets loop;
+# over picows, >= 2x it unsubscribed
+INGEST_SUB_MIN_RATIO = 1.0
+INGEST_PICOWS_MIN_RATIO = 2.0
+
+
+def ingest_runs(venues: list[str], transports: list[str], subscribers: list[str] | None):
+    """(venue, subscriber, transport) of every `bench ingest` run: each venue unsubscribed, then
+    feed_futures with each subscriber; picows: futures unsubscribed and with the binary subscriber."""
+    runs = [(v, None, "websockets") for v in venues if v]
+    runs += [("futures", sub, "websockets") for sub in subscribers or () if sub]
+    if "picows" in transports:
+        runs.append(("futures", None, "picows"))
+        if subscribers and "binary" in subscribers:
+            runs.append(("futures", "binary", "picows"))
+    return runs
+
+
+def ingest_key(venue: str, subscriber: str | None, transport: str) -> str:
+    return "ingest_" + "_".join(x for x in (venue, subscriber, None if transport == "websockets" else transport) if x)
+
+
+def ingest_target(r: dict) -> tuple[str, float | None]:
+    """(the target's text, the least ratio that passes or None: a figure for the record)."""
+    sub, transport = r.get("subscriber"), r.get("transport", "websockets")
+    if transport == "picows":
+        return ((f">= {INGEST_PICOWS_MIN_RATIO}x bare", INGEST_PICOWS_MIN_RATIO) if not sub
+                else ("- (reported)", None))
+    if sub == "binary":
+        return f">= {INGEST_SUB_MIN_RATIO}x bare", INGEST_SUB_MIN_RATIO
+    if sub:
+        return "- (JSON per tick, reported)", None
+    return f">= {INGEST_MIN_RATIO}x bare", INGEST_MIN_RATIO
 LATENCY_MAX_RATIO = 2.0
 REST_MIN_RPS, REST_MAX_P99_MS = 3000.0, 10.0
 RSS_MAX_MB = 120.0
@@ -302,15 +366,27 @@ def _verdict(ok: bool) -> str:
 def summary_rows(res: dict) -> list[tuple[str, str, str, str, str, str]]:
     """(measure, value, baseline, ratio, target, result) for every measure in `res`."""
     rows = []
-    for key in ("ingest_futures", "ingest_spot", "ingest_futures_sub"):
-        r = res.get(key)
-        if not r:
+    for key, r in res.items():
+        if not key.startswith("ingest_") or not isinstance(r, dict) or "feed" not in r:
             continue
-        label = f"ingest {r['actor']} (frames/s)" + (", + tick subscriber" if r["subscriber"] else "")
-        target = f">= {INGEST_MIN_RATIO}x bare" if not r["subscriber"] else "- (4 busy processes)"
-        rows.append((label, f"{r['feed']['rate']:,.0f}", f"bare loop {r['bare']['rate']:,.0f}",
-                     f"{r['ratio']:.2f}", target,
-                     _verdict(r["ratio"] >= INGEST_MIN_RATIO) if not r["subscriber"] else "info"))
+        label = f"ingest {r['actor']} over {r.get('transport', 'websockets')} (frames/s)" + (
+            f", + {r['subscriber']} tick subscriber" if r["subscriber"] else "")
+        target, least = ingest_target(r)
+        runs = r.get("ratios") or [r["ratio"]]
+        detail = f"bare websockets loop {r['bare']['rate']:,.0f}" + (
+            f"; ratios of {len(runs)} runs " + "/".join(f"{x:.2f}" for x in runs) if len(runs) > 1 else "")
+        rows.append((label, f"{r['feed']['rate']:,.0f}", detail,
+                     f"{r['ratio']:.2f}", target, _verdict(r["ratio"] >= least) if least else "info"))
+        if "bare_picows" in r:
+            rows.append(("bare picows + orjson loop (frames/s)", f"{r['bare_picows']['rate']:,.0f}",
+                         f"bare websockets loop {r['bare']['rate']:,.0f}",
+                         f"{r['bare_picows']['rate'] / r['bare']['rate']:.2f}", "-", "info"))
+    if res.get("peers"):
+        from .peers import peer_rows
+        rows.extend(peer_rows(res["peers"]))
+    if res.get("polyingest"):
+        from .polyingest import polyingest_rows
+        rows.extend(polyingest_rows(res["polyingest"]))
     r = res.get("latency")
     if r:
         for q, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
@@ -332,6 +408,18 @@ def summary_rows(res: dict) -> list[tuple[str, str, str, str, str, str]]:
                      f"{t['jitter_p50_ms']:.2f} / {t['jitter_p99_ms']:.2f} ms",
                      f"overruns {t['tick_overruns']}/{t['tick_samples']}", "-", f"p99 <= {JITTER_MAX_MS:g} ms",
                      _verdict(t["jitter_p99_ms"] <= JITTER_MAX_MS)))
+    r = res.get("polyedge")
+    if r:
+        base = r["bus"].get("p99_ms")
+        for key, label in (("edge_topic", "edge topic"), ("rest", "/latest/edge")):
+            x = r[key]
+            if not x.get("n"):
+                rows.append((f"poly book -> {label}", "no data", "-", "-", "-", "FAIL"))
+                continue
+            rows.append((f"poly book -> {label} p50/p99 @TICK_MS {r['tick_ms']}",
+                         f"{x['p50_ms']:.1f} / {x['p99_ms']:.1f} ms",
+                         f"bus tick {r['bus']['p50_ms']:.1f} / {base:.1f} ms", f"{x['p99_ms'] / base:.1f}" if base else "-",
+                         "p99 <= TICK_MS + 50 ms", _verdict(x["p99_ms"] <= r["tick_ms"] + 50.0)))
     sysr = res.get("system") or {}
     for key, label in (("rest", "REST"), ("rest_alt", "REST, comparison")):
         r = sysr.get(key)
@@ -366,11 +454,28 @@ def summary_rows(res: dict) -> list[tuple[str, str, str, str, str, str]]:
         rows.append((f"first priced features, start {i}", f"{st['first_features_s']:.2f} s", detail, "-",
                      f"<= {FIRST_FEATURES_MAX_S:g} s", _verdict(st["first_features_s"] <= FIRST_FEATURES_MAX_S)))
         rows.append((f"/health 200, start {i}", f"{st['health_200_s']:.2f} s", "-", "-", "-", "info"))
+    d = res.get("dashboard")
+    if d:
+        rows.extend(dashboard_rows(d))
     r = res.get("ring")
     if r:
         rows.append(("ring append, one record", f"{r['append_one_per_s']:,.0f} rec/s", "-", "-", "-", "info"))
         rows.append(("ring append 1000 + read", f"{r['append_many_plus_read_per_s']:,.0f} rec/s", "-", "-", "-",
                      "info"))
+    return rows
+
+
+def dashboard_rows(d: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """REST and tick p99 with N /stream clients against the two no-client baselines."""
+    rows = []
+    for key, v in d["verdict"].items():
+        if v.get("baseline") is None:
+            rows.append((f"{key}, {d['clients']} SSE clients", "-", "-", "-", "within noise", v["result"]))
+            continue
+        rows.append((f"{key}, {d['clients']} SSE clients", f"{v['b']:.2f} ms",
+                     f"0 clients {v['a1']:.2f} / {v['a2']:.2f} ms", f"{v['b'] / v['baseline']:.2f}" if v["baseline"] else "-",
+                     f"<= {v['baseline'] + v['band']:.2f} ms (within noise)",
+                     "PASS" if v.get("ok") else "FAIL"))
     return rows
 
 
@@ -426,7 +531,24 @@ def _machine() -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-WHATS = ["all", "latency", "ring", "ingest", "tick", "system", "rest", "rss", "startup"]
+WHATS = ["all", "latency", "ring", "ingest", "peers", "polyingest", "tick", "polyedge", "system", "rest", "rss",
+         "startup", "dashboard"]
+# what every part but `ring` starts its processes with: only a checkout of the repository has them
+CHECKOUT_FILES = ("run.py", "tests/support/system.py")
+
+
+def checkout_problem(what: str, root: Path = ROOT) -> str | None:
+    """Why bench part `what` cannot run from `root` (None: it can). An installed package has no
+    run.py and no tests/, so only `ring` runs there; the rest say so instead of a traceback."""
+    if what == "ring":
+        return None
+    missing = [f for f in CHECKOUT_FILES if not (root / f).is_file()]
+    if not missing:
+        return None
+    return (f"bench {what} runs from a checkout of the repository: it starts the actors through "
+            f"run.py and the whole system through tests/support, and {root} has no "
+            f"{' and no '.join(missing)}; run it from the checkout (python run.py bench {what}), "
+            f"or `bench ring` here")
 
 
 def main(argv: list[str]) -> int:
@@ -436,12 +558,26 @@ def main(argv: list[str]) -> int:
     ap.add_argument("what", nargs="?", default="all", choices=WHATS)
     ap.add_argument("--frames", type=int, default=300_000, help="ingest: frames per run")
     ap.add_argument("--ingest-venues", default="futures,spot", help="ingest: comma-separated futures,spot")
-    ap.add_argument("--subscriber", action="store_true",
-                    help="ingest: also run feed_futures with a ZMQ subscriber draining every tick")
-    ap.add_argument("--no-subscriber", action="store_true", help=argparse.SUPPRESS)   # the default now
+    ap.add_argument("--subscribers", default="json,binary",
+                    help="ingest: feed_futures runs again with a ZMQ subscriber decoding every tick, one run "
+                         "per kind: json (the tick topic, orjson), binary (the bin.tick topic, ipc.client)")
+    ap.add_argument("--no-subscriber", action="store_true", help="ingest: no subscribed runs")
+    ap.add_argument("--repeat", type=int, default=1, help="ingest: runs of each configuration (the median "
+                    "ratio's run is reported, every ratio listed)")
+    ap.add_argument("--transports", default="websockets,picows",
+                    help="ingest: feed transports (WS_TRANSPORT); picows runs futures unsubscribed and with "
+                         "the binary subscriber")
+    ap.add_argument("--peers-python", default=os.environ.get("TDC_PEERS_PYTHON", sys.executable),
+                    help="peers: the interpreter with requirements-bench-peers.txt installed "
+                         "(default $TDC_PEERS_PYTHON, else this one: the peers then read 'not installed')")
+    ap.add_argument("--peer-frames", type=int, default=100_000, help="peers: aggTrade frames per run")
+    ap.add_argument("--poly-frames", type=int, default=100_000, help="polyingest: CLOB frames per run")
     ap.add_argument("--seconds", type=float, default=15.0, help="latency: measuring window")
     ap.add_argument("--rate", type=float, default=2000.0, help="latency: aggTrade/s the sim sends")
     ap.add_argument("--tick-seconds", type=float, default=20.0, help="tick: seconds per trade rate")
+    ap.add_argument("--polyedge-seconds", type=float, default=30.0,
+                    help="polyedge: measuring window (the whole system on the sim)")
+    ap.add_argument("--polyedge-windows", default="5m,15m", help="polyedge: POLYMARKET_WINDOWS followed")
     ap.add_argument("--ring-records", type=int, default=1_000_000)
     ap.add_argument("--starts", type=int, default=3, help="system: starts of run.py --sim")
     ap.add_argument("--connections", default="16", help="REST: concurrent connections (keep-alive where the "
@@ -450,9 +586,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-alt", action="store_true", help="REST: skip the other gunicorn worker class")
     ap.add_argument("--alt-threads", type=int, default=2, help="REST: threads per gthread worker")
     ap.add_argument("--rss-after", type=float, default=20.0, help="memory: seconds after start")
+    ap.add_argument("--clients", type=int, default=20, help="dashboard: /stream clients in the middle phase")
+    ap.add_argument("--phase-seconds", type=float, default=20.0, help="dashboard: seconds per phase")
     ap.add_argument("--json", metavar="OUT", help="write every number (and the table) to OUT as JSON")
     a = ap.parse_args(argv)
     what = a.what
+    problem = checkout_problem(what)
+    if problem is not None:
+        sys.stderr.write(problem + "\n")
+        return 2
     res: dict = {"machine_before": _machine(), "what": what, "argv": argv}
     t_start = time.monotonic()
     print(f"bench {what}: {res['machine_before']['cpus']} CPUs, load average "
@@ -467,21 +609,45 @@ def main(argv: list[str]) -> int:
         print(f"  (other work on the machine meanwhile: {foreign.stop('ring'):.0f}% of one core)", flush=True)
         foreign.start()
     if what in ("all", "ingest"):
-        runs = [(v, False) for v in a.ingest_venues.split(",") if v]
-        if a.subscriber:
-            runs.append(("futures", True))
-        for venue, sub in runs:
-            r = bench_ingest(a.frames, subscriber=sub, venue=venue)
-            res[f"ingest_{venue}" + ("_sub" if sub else "")] = r
-            print(f"ingest {r['actor']} ({r['frames']:,} aggTrade frames, firehose sender, "
-                  f"{'a ZMQ subscriber draining every tick' if sub else 'bus running, no tick subscriber'})")
+        for venue, sub, transport in ingest_runs(a.ingest_venues.split(","), a.transports.split(","),
+                                                 None if a.no_subscriber else a.subscribers.split(",")):
+            tries = [bench_ingest(a.frames, subscriber=sub, venue=venue, transport=transport)
+                     for _ in range(a.repeat)]
+            # the machine's speed drifts between runs: the run of median ratio stands for all of them
+            r = sorted(tries, key=lambda t: t["ratio"])[len(tries) // 2]
+            r["ratios"] = [t["ratio"] for t in tries]
+            res[ingest_key(venue, sub, transport)] = r
+            if len(tries) > 1:
+                print(f"  ({len(tries)} runs, ratios " + ", ".join(f"{x:.2f}" for x in r["ratios"])
+                      + "; the median run below)")
+            print(f"ingest {r['actor']} over {transport} ({r['frames']:,} aggTrade frames, firehose sender, "
+                  + (f"a {sub} ZMQ subscriber decoding every tick" if sub else "bus running, no tick subscriber")
+                  + ")")
             print(f"  bare websockets + orjson loop : {r['bare']['rate']:>10,.0f} frames/s   (mean of "
                   + ", ".join(f"{b['rate']:,.0f}" for b in r["bare_runs"]) + ": before and after the feed)")
+            if "bare_picows" in r:
+                print(f"  bare picows + orjson loop     : {r['bare_picows']['rate']:>10,.0f} frames/s")
             print(f"  {r['actor']:13} (parse+ring+pub) : {r['feed']['rate']:>10,.0f} frames/s   "
-                  f"ratio {r['ratio']:.2f} (target >= {INGEST_MIN_RATIO})   RSS {r['feed']['rss_mb']:.0f} MB "
+                  f"ratio {r['ratio']:.2f} (target {ingest_target(r)[0]})   RSS {r['feed']['rss_mb']:.0f} MB "
                   f"(peak {r['feed']['peak_rss_mb']:.0f}, target < {RSS_MAX_MB:g})", flush=True)
+            print("  CPU while the feed ran, % of one core: "
+                  + ", ".join(f"{k} {v:.0f}%" for k, v in r["cpu_pct"].items()), flush=True)
     if what in ("all", "ingest"):
         print(f"  (other work on the machine meanwhile: {foreign.stop('ingest'):.0f}% of one core)", flush=True)
+        foreign.start()
+    if what in ("all", "peers"):
+        from .peers import bench_peers
+        print(f"peers: other clients' own Binance aggTrade consumers on the same firehose ({a.peers_python})",
+              flush=True)
+        res["peers"] = bench_peers(a.peer_frames, a.peers_python, log=lambda m: print("  " + m, flush=True))
+        print(f"  (other work on the machine meanwhile: {foreign.stop('peers'):.0f}% of one core)", flush=True)
+        foreign.start()
+    if what in ("all", "polyingest"):
+        from .polyingest import bench_poly_ingest
+        print("polyingest: CLOB book traffic through feed_poly into its rings vs a bare websockets + orjson loop",
+              flush=True)
+        res["polyingest"] = bench_poly_ingest(a.poly_frames, log=lambda m: print("  " + m, flush=True))
+        print(f"  (other work on the machine meanwhile: {foreign.stop('polyingest'):.0f}% of one core)", flush=True)
         foreign.start()
     if what in ("all", "tick"):
         print("compute tick at TICK_MS=100 (sim + both feeds + bus + compute on 2 cores)")
@@ -498,6 +664,21 @@ def main(argv: list[str]) -> int:
                   flush=True)
     if what in ("all", "tick"):
         print(f"  (other work on the machine meanwhile: {foreign.stop('tick'):.0f}% of one core)", flush=True)
+        foreign.start()
+    if what in ("all", "polyedge"):
+        from .polyedge import bench_polyedge
+        r = res["polyedge"] = bench_polyedge(a.polyedge_seconds, windows=a.polyedge_windows)
+        print(f"polyedge: Polymarket book update (feed receive) -> decision, TICK_MS={r['tick_ms']}, "
+              f"series {','.join(r['series'])}, {r['book_updates']:,} book updates, {r['rest_answers']:,} REST answers")
+        for key, label in (("bus", "book tick on the bus (baseline)"), ("edge_topic", "edge topic"),
+                           ("rest", "/latest/edge")):
+            x = r[key]
+            if x.get("n"):
+                print(f"  {label:34} n {x['n']:>6}  p50 {x['p50_ms']:7.2f} ms  p99 {x['p99_ms']:7.2f} ms  "
+                      f"max {x['max_ms']:7.2f} ms", flush=True)
+            else:
+                print(f"  {label:34} no data", flush=True)
+        print(f"  (other work on the machine meanwhile: {foreign.stop('polyedge'):.0f}% of one core)", flush=True)
         foreign.start()
     if what in ("all", "latency"):
         r = res["latency"] = bench_latency(a.seconds, a.rate)
@@ -523,6 +704,10 @@ def main(argv: list[str]) -> int:
             log=lambda m: print(m, flush=True))
     if what in ("all", "system", "rest", "rss", "startup"):
         print(f"  (other work on the machine meanwhile: {foreign.stop('system'):.0f}% of one core)", flush=True)
+    if what == "dashboard":
+        from .dashboard import bench_dashboard
+        res["dashboard"] = bench_dashboard(a.clients, a.phase_seconds, log=lambda m: print(m, flush=True))
+        print(f"  (other work on the machine meanwhile: {foreign.stop('dashboard'):.0f}% of one core)", flush=True)
     res["foreign_cpu_pct"] = foreign.sections
     res["machine_after"] = _machine()
     res["elapsed_s"] = time.monotonic() - t_start

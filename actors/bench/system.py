@@ -1,6 +1,6 @@
 """System-level benchmarks on the whole system (`python run.py --sim`, started by tests/support/system.py
 on free ports and its own shm prefix): time to first features, resident memory per process, and
-REST throughput under a concurrent load generator (tests/bench/loadgen.py).
+REST throughput under a concurrent load generator (actors/bench/loadgen.py).
 
 One system run measures, in order:
 1. start-up: from the `run.py --sim` spawn to the first `features.<SYMBOL>` message on a ZeroMQ
@@ -9,7 +9,8 @@ One system run measures, in order:
 2. REST (when asked): the load generator against the API exactly as supervisord started it
    (gunicorn with its configured worker class) on `/latest/features`, the real document compute
    writes; then, for comparison, the API program is stopped and the same gunicorn command line is
-   started with the other worker class (sync <-> gthread with keep-alive), over the same shm state;
+   started with the other WSGI worker class (sync <-> gthread with keep-alive), over the same shm
+   state — none when the API runs its ASGI worker (uvicorn), which those classes cannot serve;
 3. memory (when asked): once the system has run `rss_after_sec` (and served the REST load, and a
    ZeroMQ subscriber has drained every topic meanwhile), VmRSS and VmHWM (peak) of every process
    of the session: each actor, the gunicorn master and its workers, supervisord, the sim.
@@ -76,7 +77,9 @@ def name_processes(pids: list[int]) -> dict[int, str]:
             continue
         if "gunicorn" in args:
             masters.add(pid)
-        if "run.py" in args:
+        if args[1:3] == ["-m", "actors"] and args[3:]:      # supervisord's `python -m actors NAME`
+            names[pid] = args[3]
+        elif "run.py" in args:
             i = args.index("run.py")
             names[pid] = "run.py " + " ".join(args[i + 1:i + 2]) if args[i + 1:] else "run.py"
         elif "supervisor.supervisord" in args:
@@ -219,9 +222,9 @@ def _supervisord_spawned(system: System, t0_wall_ns: int) -> dict:
 
 # --- REST ----------------------------------------------------------------------------------
 def loadgen(url: str, connections: int, seconds: float, warmup: float, on_window=None) -> dict:
-    """Run tests/bench/loadgen.py in its own process; `on_window(event)` is called as its measuring
+    """Run actors/bench/loadgen.py in its own process; `on_window(event)` is called as its measuring
     window opens ("start") and closes ("end")."""
-    p = subprocess.Popen([sys.executable, "-m", "tests.bench.loadgen", url, "--connections", str(connections),
+    p = subprocess.Popen([sys.executable, "-m", "actors.bench.loadgen", url, "--connections", str(connections),
                           "--seconds", str(seconds), "--warmup", str(warmup)],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result = None
@@ -282,12 +285,15 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
-def swap_worker_class(args: list[str], threads: int) -> tuple[list[str], str]:
-    """The gunicorn command line with the other worker class: sync -> gthread (keep-alive, `threads`
-    per worker), anything else -> sync."""
+def swap_worker_class(args: list[str], threads: int) -> tuple[list[str], str] | None:
+    """The gunicorn command line with the other WSGI worker class: sync -> gthread (keep-alive,
+    `threads` per worker), gthread -> sync; None for an ASGI worker (the API's uvicorn front:
+    the WSGI classes cannot serve its app; its comparison is the README's before/after)."""
     args = list(args)
     i = args.index("--worker-class")
     current = args[i + 1]
+    if current not in ("sync", "gthread"):
+        return None
     if "--threads" in args:
         j = args.index("--threads")
         del args[j:j + 2]
@@ -299,7 +305,7 @@ def swap_worker_class(args: list[str], threads: int) -> tuple[list[str], str]:
 
 
 def describe_worker_class(args: list[str]) -> str:
-    wc = args[args.index("--worker-class") + 1] if "--worker-class" in args else "sync"
+    wc = args[args.index("--worker-class") + 1].rsplit(".", 1)[-1] if "--worker-class" in args else "sync"
     workers = args[args.index("--workers") + 1] if "--workers" in args else "1"
     threads = f", {args[args.index('--threads') + 1]} threads" if "--threads" in args else ""
     return f"{workers} {wc} workers{threads}"
@@ -395,8 +401,11 @@ def _measure_running(system, drain, t0, out, rest, rss, connections, rest_second
             log(f"    {name:24} RSS {m['rss_mb']:6.1f} MB  peak {m['peak_rss_mb']:6.1f} MB  "
                 f"(anon {m['anon_mb']:5.1f}, shm {m['shmem_mb']:5.1f})  CPU at rest "
                 + (f"{m['idle_cpu_pct']:4.1f}%" if m["idle_cpu_pct"] is not None else "   -"))
-    if rest and alt:
-        alt_args, label = swap_worker_class(master_args, alt_threads)
+    swapped = swap_worker_class(master_args, alt_threads) if rest and alt else None
+    if rest and alt and swapped is None:
+        log(f"  REST (comparison): none for {out['api_config']} (an ASGI worker class)")
+    if swapped is not None:
+        alt_args, label = swapped
         system.ctl("stop", "api")
         wait_for(lambda: not _alive(master), 15, "the api to stop")
         g = subprocess.Popen(alt_args, cwd=ROOT, env=system.env, stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ two cores were shared.
 No pip-installable tool fits: wrk, hey and oha are not on PyPI, and locust's Python clients cost
 more CPU per request than the server under test.
 
-  python -m tests.bench.loadgen URL [--connections N] [--seconds S] [--warmup S]
+  python -m actors.bench.loadgen URL [--connections N] [--seconds S] [--warmup S]
 
 prints `{"window": "start"}` and `{"window": "end"}` lines when the measuring window opens and
 closes, then one JSON object: requests, rps, p50/p90/p99/p99.9/max latency (ms), errors by kind, the
@@ -160,7 +160,7 @@ async def run(url: str, connections: int, seconds: float, warmup: float, timeout
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tests.bench.loadgen")
+    ap = argparse.ArgumentParser(prog="python -m actors.bench.loadgen")
     ap.add_argument("url")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10.0)

@@ -1,0 +1,1 @@
+"""The dashboard: its history and push endpoints and its static page, served by the API app."""
